@@ -1,0 +1,52 @@
+# stnet: the two commands of the README, and a few helpers.
+#   make report   create .venv, install, regenerate reports/$(PROFILE)/ (default: quick profile, CPU)
+#   make test     create .venv, install, run the test suite
+# Options: PROFILE=smoke|quick|paper  DEVICE=cpu|cuda|auto  WHEELS=DIR (offline install from a folder of wheels)
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PROFILE ?= quick
+DEVICE  ?= cpu
+WHEELS  ?=
+PYTEST_ARGS ?=
+
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.stnet-installed
+PIP     := $(BIN)/python -m pip --disable-pip-version-check
+OFFLINE := $(if $(WHEELS),--no-index --find-links $(abspath $(WHEELS)),)
+
+.PHONY: install report test lab bench wheels clean-venv
+
+install: $(STAMP)
+
+# A Python that already has torch (a GPU machine's) lends it to the venv through
+# --system-site-packages, so that its own CUDA build is used as it is. Elsewhere torch is
+# installed only where it is missing, as torch==2.13.0 (the CPU build on these machines' disk).
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v in ((3, 11), (3, 12)) else "stnet needs Python 3.11 or 3.12, found %d.%d: set PYTHON=python3.11" % v)'
+	@if [ ! -x $(BIN)/python ]; then \
+	  if $(PYTHON) -c 'import torch' >/dev/null 2>&1; then flags=--system-site-packages; else flags=; fi; \
+	  echo "creating $(VENV) $$flags"; $(PYTHON) -m venv $$flags $(VENV); \
+	fi
+	@$(BIN)/python -c 'import torch' >/dev/null 2>&1 || $(PIP) install $(OFFLINE) torch==2.13.0
+	$(PIP) install $(OFFLINE) -e '.[dev]'
+	@touch $(STAMP)
+
+report: $(STAMP)
+	$(BIN)/python -m stnet_lib.report --profile $(PROFILE) --device $(DEVICE)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	$(BIN)/python -m jupyter lab --notebook-dir=notebooks
+
+bench: $(STAMP)
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit $$?; done
+
+# Fill a folder with every wheel an offline (air-gapped) install needs: then `make report WHEELS=wheelhouse`.
+wheels: $(STAMP)
+	$(PIP) download -d wheelhouse setuptools wheel torch==2.13.0 '.[dev]'
+
+clean-venv:
+	rm -rf $(VENV)

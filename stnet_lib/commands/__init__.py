@@ -1,0 +1,1 @@
+"""Sub-commands of ``stnet``: each module exposes ``add_parser(subparsers)`` and ``run(args) -> int``."""

@@ -1,0 +1,167 @@
+"""Stage 2: signal → ΔR2* → concentration (eq. 1–2 of Cao et al.), and the forward model.
+
+A DSC series is (x, y, z, t) or any (..., t) array: time is the last axis. TE arrives in
+milliseconds (``te_ms``) and is converted to seconds once, here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NamedTuple
+
+import numpy as np
+
+from .constants import relaxivities
+from ._validation import StnetInputError, check_positive, check_time_axis
+
+__all__ = [
+    "DeltaR2",
+    "detect_baseline",
+    "signal_to_delta_r2",
+    "delta_r2_to_concentration",
+    "concentration_to_delta_r2",
+    "delta_r2_to_signal",
+]
+
+log = logging.getLogger(__name__)
+
+#: Fewest pre-bolus frames from which S0 is averaged.
+MIN_BASELINE_FRAMES = 2
+#: Lowest signal kept, as a fraction of S0: a signal at or below zero (a dropout, a saturated
+#: arterial voxel) would make ln(S/S0) infinite, so it is raised to this floor and counted.
+SIGNAL_FLOOR_FRACTION = 1e-3
+
+
+class DeltaR2(NamedTuple):
+    """Result of eq. 1: ΔR2*(t) [1/s], S0 [signal units], the baseline frames and a clip count."""
+
+    delta_r2_per_s: np.ndarray
+    s0: np.ndarray
+    baseline: slice
+    n_clipped: int
+
+
+def detect_baseline(signal: np.ndarray, *, n_sd: float = 3.0) -> slice:
+    """Find the pre-bolus frames of a series from its mean curve.
+
+    Parameters
+    ----------
+    signal : ndarray, shape (..., t)
+        Signal curves; their mean over all leading axes is analysed.
+    n_sd : float
+        A frame belongs to the bolus when its mean signal is more than ``n_sd`` robust standard
+        deviations (and more than 2 %) below the early baseline level.
+
+    Returns
+    -------
+    slice
+        Frames ``start:stop`` to average for S0. ``start`` is 1 when the first frame is off the
+        baseline (not yet at steady state, as in many real scans), else 0; ``stop`` is one frame
+        before the bolus arrival, so that the arrival frame is never averaged in.
+
+    Notes
+    -----
+    The level and noise of the baseline are the median and the MAD of the frames before the
+    half-way point to the bolus minimum, which are pre-bolus in any series with a sensible
+    baseline; the arrival is the earliest frame from which the curve stays below the level
+    until the minimum.
+    """
+    check_time_axis(signal, "the DSC series", min_frames=MIN_BASELINE_FRAMES + 2)
+    curve = signal.reshape(-1, signal.shape[-1]).mean(axis=0, dtype=np.float64)
+    peak = int(np.argmin(curve))
+    early = curve[1 : max(peak // 2, 2) + 1]
+    level = np.median(early)
+    noise_sd = 1.4826 * np.median(np.abs(early - level))
+    threshold = level - max(n_sd * noise_sd, 0.02 * abs(level))
+    arrival = peak
+    while arrival > 0 and curve[arrival - 1] < threshold:
+        arrival -= 1
+    start = 1 if abs(curve[0] - level) > max(n_sd * noise_sd, 0.02 * abs(level)) else 0
+    stop = arrival - 1 if arrival - 1 - start >= MIN_BASELINE_FRAMES + 1 else arrival
+    if stop - start < MIN_BASELINE_FRAMES:
+        raise StnetInputError(
+            f"the series has {arrival} frame(s) before the bolus arrives; at least "
+            f"{MIN_BASELINE_FRAMES + start} are needed for the baseline (pass baseline= explicitly "
+            "if the bolus detection is wrong)"
+        )
+    return slice(start, stop)
+
+
+def signal_to_delta_r2(signal: np.ndarray, te_ms: float, *, baseline: slice | None = None) -> DeltaR2:
+    """Eq. 1: ΔR2*(t) = −(1/TE)·ln(S(t)/S0), with S0 the mean of the pre-bolus frames.
+
+    Parameters
+    ----------
+    signal : ndarray, shape (..., t)
+        Magnitude signal [arbitrary units].
+    te_ms : float
+        Echo time [ms].
+    baseline : slice, optional
+        Pre-bolus frames to average for S0; detected with :func:`detect_baseline` when omitted.
+
+    Returns
+    -------
+    DeltaR2
+        ``delta_r2_per_s`` (..., t) [1/s], ``s0`` (...), the ``baseline`` used and ``n_clipped``,
+        the number of samples whose signal was at or below zero or S0 ≤ 0.
+
+    Notes
+    -----
+    Voxels with S0 ≤ 0 (background) get ΔR2* = 0; samples below ``SIGNAL_FLOOR_FRACTION``·S0 are
+    raised to that floor. Both are counted and logged, never turned into NaN.
+    """
+    te_s = check_positive(te_ms, "te_ms", "ms") / 1000.0
+    signal = np.asarray(signal, dtype=np.float64)
+    if baseline is None:
+        baseline = detect_baseline(signal)
+    s0 = signal[..., baseline].mean(axis=-1)
+    valid = s0 > 0
+    safe_s0 = np.where(valid, s0, 1.0)[..., None]
+    ratio = signal / safe_s0
+    low = (ratio < SIGNAL_FLOOR_FRACTION) & valid[..., None]
+    n_clipped = int(low.sum()) + int((~valid).sum()) * signal.shape[-1]
+    if n_clipped:
+        log.warning("%d signal samples at or below zero (or with S0 <= 0) were floored", n_clipped)
+    delta_r2 = -np.log(np.maximum(ratio, SIGNAL_FLOOR_FRACTION)) / te_s
+    delta_r2[~valid] = 0.0
+    return DeltaR2(delta_r2, s0, baseline, n_clipped)
+
+
+def delta_r2_to_concentration(
+    delta_r2_per_s: np.ndarray, *, kind: str = "tissue", field_t: float = 1.5, quadratic: bool = True
+) -> np.ndarray:
+    """Eq. 2: concentration [mM] from ΔR2* [1/s].
+
+    Tissue is linear, C = ΔR2*/r2*. Arterial blood is quadratic when ``quadratic`` (Kjølby et al.
+    2006, doi:10.1002/mrm.20937): ΔR2* = a·C + b·C², solved for the positive root; else linear
+    with the tissue relaxivity, as the paper's C ∝ ΔR2*.
+    """
+    rel = relaxivities(field_t)
+    delta_r2_per_s = np.asarray(delta_r2_per_s, dtype=np.float64)
+    if kind == "tissue" or (kind == "arterial" and not quadratic):
+        return delta_r2_per_s / rel["r2star_tissue"]
+    if kind != "arterial":
+        raise StnetInputError(f"kind must be one of ('tissue', 'arterial'); got {kind!r}")
+    a, b = rel["arterial_a"], rel["arterial_b"]
+    # Odd extension keeps the map monotonic through zero, so baseline noise stays centred on 0.
+    magnitude = (-a + np.sqrt(a * a + 4.0 * b * np.abs(delta_r2_per_s))) / (2.0 * b)
+    return np.sign(delta_r2_per_s) * magnitude
+
+
+def concentration_to_delta_r2(
+    c_mM: np.ndarray, *, kind: str = "tissue", field_t: float = 1.5, quadratic: bool = True
+) -> np.ndarray:
+    """Forward eq. 2: ΔR2* [1/s] from concentration [mM] (the inverse of :func:`delta_r2_to_concentration`)."""
+    rel = relaxivities(field_t)
+    c_mM = np.asarray(c_mM, dtype=np.float64)
+    if kind == "tissue" or (kind == "arterial" and not quadratic):
+        return rel["r2star_tissue"] * c_mM
+    if kind != "arterial":
+        raise StnetInputError(f"kind must be one of ('tissue', 'arterial'); got {kind!r}")
+    return rel["arterial_a"] * c_mM + rel["arterial_b"] * np.sign(c_mM) * c_mM**2
+
+
+def delta_r2_to_signal(delta_r2_per_s: np.ndarray, s0: np.ndarray | float, te_ms: float) -> np.ndarray:
+    """Forward eq. 1: S(t) = S0·exp(−TE·ΔR2*(t)); ``s0`` broadcasts against the leading axes."""
+    te_s = check_positive(te_ms, "te_ms", "ms") / 1000.0
+    return np.asarray(s0, dtype=np.float64)[..., None] * np.exp(-te_s * np.asarray(delta_r2_per_s))
