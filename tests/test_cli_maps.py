@@ -1,0 +1,101 @@
+"""`stnet maps` end to end on a small NIfTI scan, and every bad input: one line, exit 2, nothing written."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from stnet_lib import compute_maps, load_scan
+from stnet_lib.cli import main
+from stnet_lib.io import MAP_FILES
+
+
+def _args(scan, out, *extra):
+    return ["maps", "--dsc", str(scan["dsc"]), "--aif-mask", str(scan["aif"]), "--brain-mask", str(scan["brain"]),
+            "--te-ms", "30", "--out", str(out), *extra]
+
+
+def test_maps_are_written_with_the_input_affine_and_a_sidecar(small_scan, capsys):
+    out = small_scan["tmp"] / "maps"
+    assert main(_args(small_scan, out, "--method", "csvd")) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(MAP_FILES)
+    cbv = nib.load(out / "cbv.nii.gz")
+    np.testing.assert_allclose(cbv.affine, small_scan["affine"])
+    assert cbv.shape == small_scan["cbf"].shape
+    sidecar = json.loads((out / "maps.json").read_text())
+    assert sidecar["method"] == "csvd" and sidecar["units"]["cbf"] == "ml/100g/min"
+    assert sidecar["params"]["tr_s"] == pytest.approx(1.5)  # from the header's 4th zoom
+    brain = np.asarray(nib.load(small_scan["brain"]).dataobj) > 0
+    assert np.isnan(cbv.get_fdata()[~brain]).all()
+    np.testing.assert_allclose(cbv.get_fdata()[brain], small_scan["cbv"][brain], rtol=0.03)
+
+
+def test_compute_maps_recovers_cbv_and_orders_cbf(small_scan):
+    scan = load_scan(small_scan["dsc"], small_scan["aif"], brain_mask=small_scan["brain"], te_ms=30.0)
+    maps = compute_maps(scan, "osvd")
+    brain = scan.brain_mask
+    np.testing.assert_allclose(maps.cbv[brain], small_scan["cbv"][brain], rtol=0.03)
+    high, low = maps.cbf[:3][brain[:3]], maps.cbf[3:][brain[3:]]
+    assert high.min() > 1.5 * low.max()
+    assert np.all(maps.cbf[brain] < small_scan["cbf"][brain])  # truncation bias, never above truth
+
+
+def test_existing_outputs_are_kept_unless_overwrite(small_scan, capsys):
+    out = small_scan["tmp"] / "maps"
+    assert main(_args(small_scan, out)) == 0
+    before = (out / "cbf.nii.gz").read_bytes()
+    assert main(_args(small_scan, out, "--method", "ssvd")) == 2
+    assert "already holds" in capsys.readouterr().err
+    assert (out / "cbf.nii.gz").read_bytes() == before
+    assert main(_args(small_scan, out, "--method", "ssvd", "--overwrite")) == 0
+    assert json.loads((out / "maps.json").read_text())["method"] == "ssvd"
+
+
+def _save(path, data, affine):
+    nib.save(nib.Nifti1Image(data, affine), path)
+    return path
+
+
+def _bad_inputs(scan):
+    """(name, argument changes, expected message) for every refused input."""
+    tmp, affine = scan["tmp"], scan["affine"]
+    signal = nib.load(scan["dsc"]).get_fdata()
+    bad = {}
+    bad["missing file"] = ({"--dsc": tmp / "nope.nii.gz"}, "DSC series not found")
+    (tmp / "junk.nii.gz").write_bytes(b"not a nifti")
+    bad["unreadable"] = ({"--dsc": tmp / "junk.nii.gz"}, "cannot read DSC series")
+    bad["3-D series"] = ({"--dsc": _save(tmp / "3d.nii.gz", signal[..., 0].astype(np.float32), affine)}, "a 4-D")
+    with_nan = signal.copy()
+    with_nan[1, 1, 1, 5] = np.nan
+    bad["NaN"] = ({"--dsc": _save(tmp / "nan.nii.gz", with_nan.astype(np.float32), affine)}, "NaN or infinite")
+    bad["mask shape"] = ({"--aif-mask": _save(tmp / "small.nii.gz", np.ones((3, 3, 2), np.uint8), affine)}, "does not match")
+    shifted = affine.copy()
+    shifted[0, 3] = 10.0
+    bad["affine"] = ({"--brain-mask": _save(tmp / "moved.nii.gz", np.ones((6, 5, 2), np.uint8), shifted)}, "different affine")
+    bad["empty AIF"] = ({"--aif-mask": _save(tmp / "empty.nii.gz", np.zeros((6, 5, 2), np.uint8), affine)}, "AIF mask is empty")
+    bad["no TE"] = ({"--te-ms": None}, "echo time is missing")
+    bad["zero TR"] = ({"--tr-s": "0"}, "tr_s must be a positive number")
+    no_tr = nib.Nifti1Image(signal.astype(np.float32), affine)
+    no_tr.header.set_zooms((2.0, 2.0, 5.0, 0.0))
+    nib.save(no_tr, tmp / "no_tr.nii.gz")
+    bad["no TR"] = ({"--dsc": tmp / "no_tr.nii.gz"}, "no frame interval")
+    bad["too few frames"] = ({"--dsc": _save(tmp / "short.nii.gz", signal[..., 7:15].astype(np.float32), affine)}, "frame")
+    bad["stnet without checkpoint"] = ({"--method": "stnet"}, "needs --checkpoint")
+    return bad
+
+
+def test_every_bad_input_gives_one_line_exit_2_and_no_output(small_scan, capsys):
+    for name, (changes, message) in _bad_inputs(small_scan).items():
+        out = small_scan["tmp"] / f"out-{name.replace(' ', '_')}"
+        args = _args(small_scan, out)
+        for flag, value in changes.items():
+            if flag in args:
+                index = args.index(flag)
+                del args[index : index + 2]
+            if value is not None:
+                args += [flag, str(value)]
+        assert main(args) == 2, name
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("stnet: error:") and message in err and "\n" not in err, (name, err)
+        assert not out.exists(), name

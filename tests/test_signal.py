@@ -1,0 +1,71 @@
+"""Eq. 1–2: signal ↔ ΔR2* ↔ concentration, baseline detection, bad input."""
+
+import numpy as np
+import pytest
+
+from curves import gamma_variate
+from stnet_lib._validation import StnetInputError
+from stnet_lib.constants import relaxivities
+from stnet_lib.signal import (
+    concentration_to_delta_r2,
+    delta_r2_to_concentration,
+    delta_r2_to_signal,
+    detect_baseline,
+    signal_to_delta_r2,
+)
+
+TIME_S = np.arange(50) * 1.5
+
+
+def test_eq1_inverts_the_signal_model():
+    delta_r2 = gamma_variate(TIME_S, t0_s=15.0, peak_mM=1.0) * 20.0  # 1/s
+    signal = delta_r2_to_signal(delta_r2, 800.0, 30.0)
+    result = signal_to_delta_r2(signal, 30.0, baseline=slice(0, 8))
+    np.testing.assert_allclose(result.delta_r2_per_s, delta_r2, atol=1e-12)
+    assert result.s0 == pytest.approx(800.0)
+    # by hand: S = S0·exp(−TE·ΔR2*) with TE = 0.03 s
+    assert signal[20] == pytest.approx(800.0 * np.exp(-0.030 * delta_r2[20]))
+
+
+@pytest.mark.parametrize("field_t", [1.5, 3.0])
+def test_eq2_arterial_quadratic_round_trip(field_t):
+    c = np.linspace(-0.5, 12.0, 40)
+    delta_r2 = concentration_to_delta_r2(c, kind="arterial", field_t=field_t)
+    rel = relaxivities(field_t)
+    positive = c > 0
+    np.testing.assert_allclose(delta_r2[positive], rel["arterial_a"] * c[positive] + rel["arterial_b"] * c[positive] ** 2)
+    np.testing.assert_allclose(delta_r2_to_concentration(delta_r2, kind="arterial", field_t=field_t), c, atol=1e-12)
+
+
+def test_eq2_tissue_is_linear():
+    np.testing.assert_allclose(delta_r2_to_concentration(np.array([44.0, 88.0])), [1.0, 2.0])
+    np.testing.assert_allclose(delta_r2_to_concentration(np.array([87.0]), field_t=3.0), [87.0 / 88.0])
+
+
+def test_baseline_detection_skips_a_non_steady_first_frame_and_stops_before_arrival(rng):
+    curve = 1000.0 - 400.0 * gamma_variate(TIME_S, t0_s=15.0, peak_mM=1.0)  # arrival after frame 10
+    signal = curve + rng.normal(0, 5.0, (30, TIME_S.size))
+    signal[:, 0] += 300.0  # first frame not at steady state
+    found = detect_baseline(signal)
+    assert found.start == 1
+    assert 6 <= found.stop <= 11
+    assert np.all(gamma_variate(TIME_S, t0_s=15.0)[: found.stop] < 0.01)
+
+
+def test_zero_and_negative_signal_give_finite_values_and_are_counted():
+    signal = np.full((3, 20), 100.0)
+    signal[0, 10] = 0.0
+    signal[1, 11] = -5.0
+    signal[2] = 0.0  # background voxel: S0 = 0
+    result = signal_to_delta_r2(signal, 30.0, baseline=slice(0, 5))
+    assert np.isfinite(result.delta_r2_per_s).all()
+    assert result.n_clipped == 2 + 20
+    assert np.all(result.delta_r2_per_s[2] == 0)
+
+
+def test_bad_te_and_too_short_a_baseline_are_refused():
+    with pytest.raises(StnetInputError, match="te_ms must be a positive number"):
+        signal_to_delta_r2(np.ones((2, 10)), 0.0, baseline=slice(0, 3))
+    early_bolus = 100.0 - 50.0 * gamma_variate(np.arange(20.0), t0_s=0.0, peak_mM=1.0)
+    with pytest.raises(StnetInputError, match="before the bolus arrives"):
+        detect_baseline(early_bolus[None, :])
