@@ -82,19 +82,35 @@ def osvd(
     thresholds: tuple[float, ...] = OSVD_THRESHOLDS,
     n_out: int | None = None,
 ) -> torch.Tensor:
-    """oSVD residues (n_vox, L) [1/s]: per voxel, the smallest threshold whose OI ≤ ``oi_threshold``."""
+    """oSVD residues (n_vox, L) [1/s]: per voxel, the smallest threshold whose OI ≤ ``oi_threshold``.
+
+    The thresholds are tried in increasing order on the voxels still undecided, in float32
+    (the OI comparison needs no more); the chosen residues are then computed in the input's
+    precision, one batch per threshold.
+    """
+    choice = _osvd_choice(c_tissue.float(), c_aif.float(), dt_s, oi_threshold, thresholds, n_out)
     tissue_spectrum, aif_spectrum, length = _spectra(c_tissue, c_aif, dt_s, n_out)
     magnitude = aif_spectrum.abs()
-    chosen = _filtered_inverse(tissue_spectrum, aif_spectrum, magnitude >= thresholds[-1] * magnitude.max(), length)
-    done = torch.zeros(c_tissue.shape[:-1], dtype=torch.bool, device=c_tissue.device)
-    for threshold in thresholds[:-1]:  # loop over ≤ 19 thresholds, each vectorized over voxels
-        pending = ~done
-        if not pending.any():
-            break
+    out = torch.empty(c_tissue.shape[:-1] + (length,), dtype=c_tissue.dtype, device=c_tissue.device)
+    for index in torch.unique(choice).tolist():
+        rows = choice == index
+        keep = magnitude >= thresholds[index] * magnitude.max()
+        out[rows] = _filtered_inverse(tissue_spectrum[rows], aif_spectrum, keep, length)
+    return out
+
+
+def _osvd_choice(c_tissue, c_aif, dt_s, oi_threshold, thresholds, n_out) -> torch.Tensor:
+    """Index into ``thresholds`` of each voxel's oSVD threshold, shape (n_vox,)."""
+    tissue_spectrum, aif_spectrum, length = _spectra(c_tissue, c_aif, dt_s, n_out)
+    magnitude = aif_spectrum.abs()
+    choice = torch.full(c_tissue.shape[:-1], len(thresholds) - 1, dtype=torch.long, device=c_tissue.device)
+    pending = torch.arange(c_tissue.shape[0], device=c_tissue.device)
+    for index, threshold in enumerate(thresholds[:-1]):  # ≤ 19 steps, each vectorized over voxels
         keep = magnitude >= threshold * magnitude.max()
-        residue = _filtered_inverse(tissue_spectrum[pending], aif_spectrum, keep, length)
+        residue = _filtered_inverse(tissue_spectrum, aif_spectrum, keep, length)
         accept = oscillation_index(residue) <= oi_threshold
-        rows = pending.nonzero().squeeze(-1)[accept]
-        chosen[rows] = residue[accept]
-        done[rows] = True
-    return chosen
+        choice[pending[accept]] = index
+        pending, tissue_spectrum = pending[~accept], tissue_spectrum[~accept]
+        if pending.numel() == 0:
+            break
+    return choice

@@ -1,0 +1,73 @@
+"""The manifest: one definition of the columns, every bad row named by line and column."""
+
+import pandas as pd
+import pytest
+
+from stnet_lib._validation import StnetInputError
+from stnet_lib.manifest import MANIFEST_COLUMNS, load_manifest, write_manifest
+
+
+@pytest.fixture
+def manifest(small_scan):
+    rows = [
+        {"subject_id": "sub-01", "split": "train", "dsc": "dsc.nii.gz", "aif_mask": "aif.nii.gz",
+         "brain_mask": "brain.nii.gz", "te_ms": "30", "tr_s": "", "has_lesion_label": "true"},
+        {"subject_id": "sub-02", "split": "test", "dsc": str(small_scan["dsc"]), "aif_mask": "aif.nii.gz",
+         "te_ms": "45", "tr_s": "1.5", "field_t": "3"},
+    ]
+    path = small_scan["tmp"] / "data_manifest.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_valid_manifest_loads_with_absolute_paths_and_defaults(manifest, small_scan):
+    table = load_manifest(manifest)
+    assert list(table.subject_id) == ["sub-01", "sub-02"]
+    assert table.dsc[0] == small_scan["dsc"] and table.dsc[1] == small_scan["dsc"]
+    assert table.brain_mask[1] is None and table.te_ms[1] == 45.0
+    assert table.has_lesion_label.tolist() == [True, False]
+    assert table.field_t.tolist() == [1.5, 3.0]
+    assert pd.isna(table.tr_s[0]) and table.tr_s[1] == 1.5
+
+
+def test_round_trip_through_write_manifest(manifest, tmp_path):
+    table = load_manifest(manifest)
+    copy = write_manifest(table, manifest.parent / "copy.csv")
+    again = load_manifest(copy)
+    assert again.dsc.tolist() == table.dsc.tolist()
+    assert "dsc.nii.gz" in copy.read_text()  # written relative to its folder
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("split", "training", r"line 3 \(subject 'sub-02'\), column 'split': 'training' is not one of"),
+        ("te_ms", "", r"line 3 \(subject 'sub-02'\), column 'te_ms': empty, but it is required"),
+        ("te_ms", "-3", r"column 'te_ms': '-3' is not a positive number"),
+        ("tr_s", "fast", r"column 'tr_s': 'fast' is not a positive number"),
+        ("aif_mask", "missing.nii.gz", r"column 'aif_mask': file not found: .*missing.nii.gz"),
+        ("has_lesion_label", "maybe", r"column 'has_lesion_label': 'maybe' is not true or false"),
+        ("subject_id", "sub-01", r"subject_id 'sub-01' appears more than once"),
+    ],
+)
+def test_bad_rows_are_named(manifest, column, value, message):
+    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    table.loc[1, column] = value
+    table.to_csv(manifest, index=False)
+    with pytest.raises(StnetInputError, match=message):
+        load_manifest(manifest)
+
+
+def test_missing_column_and_missing_file(manifest, tmp_path):
+    pd.read_csv(manifest).drop(columns=["aif_mask"]).to_csv(manifest, index=False)
+    with pytest.raises(StnetInputError, match=r"lacks column\(s\) \['aif_mask'\]"):
+        load_manifest(manifest)
+    with pytest.raises(StnetInputError, match="manifest not found"):
+        load_manifest(tmp_path / "none.csv")
+
+
+def test_columns_are_defined_once_and_cover_the_issue():
+    names = [c.name for c in MANIFEST_COLUMNS]
+    assert len(names) == len(set(names))
+    assert {"subject_id", "split", "dsc", "brain_mask", "aif_mask", "vof_mask", "lesion_mask",
+            "cbv", "cbf", "mtt", "tmax", "te_ms", "tr_s", "has_lesion_label"} <= set(names)
