@@ -66,7 +66,7 @@ def csvd(
 
 def oscillation_index(residue: torch.Tensor) -> torch.Tensor:
     """Oscillation index OI = (1/L)·(1/max r)·Σ|r[k] − 2r[k−1] + r[k−2]| (Wu et al. 2003, eq. 11), shape (...)."""
-    second_difference = residue[..., 2:] - 2 * residue[..., 1:-1] + residue[..., :-2]
+    second_difference = torch.diff(residue, n=2, dim=-1)
     peak = residue.amax(dim=-1)
     safe_peak = torch.where(peak > 0, peak, torch.ones_like(peak))
     oi = second_difference.abs().sum(dim=-1) / (residue.shape[-1] * safe_peak)
@@ -81,36 +81,37 @@ def osvd(
     oi_threshold: float = 0.035,
     thresholds: tuple[float, ...] = OSVD_THRESHOLDS,
     n_out: int | None = None,
+    block_size: int = 4096,
 ) -> torch.Tensor:
     """oSVD residues (n_vox, L) [1/s]: per voxel, the smallest threshold whose OI ≤ ``oi_threshold``.
 
-    The thresholds are tried in increasing order on the voxels still undecided, in float32
-    (the OI comparison needs no more); the chosen residues are then computed in the input's
-    precision, one batch per threshold.
+    Voxels are processed in blocks of ``block_size`` (cache-sized). Within a block the
+    thresholds are tried in increasing order on the voxels still undecided, in float32 (the OI
+    comparison needs no more); the chosen residues are then computed in the input's precision
+    in one pass, with a per-voxel frequency mask.
     """
-    choice = _osvd_choice(c_tissue.float(), c_aif.float(), dt_s, oi_threshold, thresholds, n_out)
     tissue_spectrum, aif_spectrum, length = _spectra(c_tissue, c_aif, dt_s, n_out)
     magnitude = aif_spectrum.abs()
+    quotient = tissue_spectrum / torch.where(magnitude > 0, aif_spectrum, torch.ones_like(aif_spectrum))
+    levels = torch.tensor(thresholds, dtype=magnitude.dtype, device=magnitude.device) * magnitude.max()
     out = torch.empty(c_tissue.shape[:-1] + (length,), dtype=c_tissue.dtype, device=c_tissue.device)
-    for index in torch.unique(choice).tolist():
-        rows = choice == index
-        keep = magnitude >= thresholds[index] * magnitude.max()
-        out[rows] = _filtered_inverse(tissue_spectrum[rows], aif_spectrum, keep, length)
+    for start in range(0, c_tissue.shape[0], block_size):
+        block = quotient[start : start + block_size]
+        choice = _osvd_choice(block.to(torch.complex64), magnitude.float(), levels.float(), oi_threshold, length)
+        keep = magnitude[None, :] >= levels[choice][:, None]  # (block, n_freq)
+        out[start : start + block_size] = torch.fft.irfft(block * keep, n=length, dim=-1)
     return out
 
 
-def _osvd_choice(c_tissue, c_aif, dt_s, oi_threshold, thresholds, n_out) -> torch.Tensor:
-    """Index into ``thresholds`` of each voxel's oSVD threshold, shape (n_vox,)."""
-    tissue_spectrum, aif_spectrum, length = _spectra(c_tissue, c_aif, dt_s, n_out)
-    magnitude = aif_spectrum.abs()
-    choice = torch.full(c_tissue.shape[:-1], len(thresholds) - 1, dtype=torch.long, device=c_tissue.device)
-    pending = torch.arange(c_tissue.shape[0], device=c_tissue.device)
-    for index, threshold in enumerate(thresholds[:-1]):  # ≤ 19 steps, each vectorized over voxels
-        keep = magnitude >= threshold * magnitude.max()
-        residue = _filtered_inverse(tissue_spectrum, aif_spectrum, keep, length)
+def _osvd_choice(quotient, magnitude, levels, oi_threshold, length) -> torch.Tensor:
+    """Index into the threshold ``levels`` of each voxel's oSVD threshold, shape (n_vox,)."""
+    choice = torch.full(quotient.shape[:-1], levels.numel() - 1, dtype=torch.long, device=quotient.device)
+    pending = torch.arange(quotient.shape[0], device=quotient.device)
+    for index, level in enumerate(levels[:-1]):  # ≤ 19 steps, each vectorized over the block's voxels
+        residue = torch.fft.irfft(quotient * (magnitude >= level), n=length, dim=-1)
         accept = oscillation_index(residue) <= oi_threshold
         choice[pending[accept]] = index
-        pending, tissue_spectrum = pending[~accept], tissue_spectrum[~accept]
+        pending, quotient = pending[~accept], quotient[~accept]
         if pending.numel() == 0:
             break
     return choice
