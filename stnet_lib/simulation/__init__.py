@@ -1,0 +1,23 @@
+"""Stage 1: the synthetic stroke cohort — DSC-MRI series with exactly known ground truth.
+
+Modules, in the order a subject is built (parameter values: ``../shared/reference/simulation_recipe.md``):
+
+- ``anatomy``       GM/WM/CSF fractions from nilearn's MNI152 2009 maps, random pose, thick-slice resampling
+- ``vascular``      AIF (gamma variate + recirculation), VOF, residues, dispersion, Tmax truth, kernel tables
+- ``haemodynamics`` healthy CBF/CBV (MTT = 60·CBV/CBF), residue shapes, delay, dispersion
+- ``lesion``        MCA-territory severity field → hypoperfusion, core, delay/dispersion/rCBF/rCBV
+- ``vessels``       AIF voxels (contralateral MCA) and VOF voxels (superior sagittal sinus)
+- ``synthesis``     tissue curves from the kernel tables, signal (eq. 1–2 forward), Rician noise
+- ``subject``       ``make_subject(config, rng) -> Subject``
+- ``statistics``    the numbers checked against the recipe
+- ``cohort``        profiles (smoke, quick, paper), resumable atomic writing, ``data_manifest.csv``
+- ``plots``         figures and tables of the cohort notebook
+
+:data:`DEPARTURES` lists every deliberate departure from the recipe.
+"""
+
+from .cohort import PROFILES, CohortProfile, simulate_cohort
+from .departures import DEPARTURES
+from .subject import Subject, SubjectConfig, make_subject
+
+__all__ = ["CohortProfile", "PROFILES", "simulate_cohort", "Subject", "SubjectConfig", "make_subject", "DEPARTURES"]

@@ -1,0 +1,167 @@
+"""The cohort on disk: determinism, resumability, atomic subjects, manifest, split, lesion volumes, command."""
+
+import argparse
+import hashlib
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from stnet_lib.commands import simulate as simulate_command
+from stnet_lib.manifest import load_manifest
+from stnet_lib.simulation import cohort
+from stnet_lib.simulation.cohort import PROFILES, root_manifest_table, simulate_cohort, subject_plan
+from stnet_lib.simulation.lesion import draw_lesion
+from stnet_lib.simulation.statistics import RECIPE_RANGES
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def smoke_cohort(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    table = simulate_cohort(PROFILES["smoke"], out, progress=False)
+    return out, table
+
+
+def test_manifest_is_valid_and_matches_the_files(smoke_cohort):
+    out, table = smoke_cohort
+    manifest = load_manifest(out / "data_manifest.csv")
+    assert len(manifest) == PROFILES["smoke"].n_subjects == len(table)
+    for row in manifest.itertuples():
+        image = nib.load(row.dsc)
+        assert image.shape == PROFILES["smoke"].shape + (50,)
+        assert image.header.get_zooms()[3] == pytest.approx(row.tr_s, abs=1e-6)
+        record = json.loads((row.dsc.parent / "subject.json").read_text())
+        assert record["acquisition"]["te_ms"] == pytest.approx(row.te_ms)
+        assert "Louis Collins" in record["mni_notice"]
+        lesion = np.asarray(nib.load(row.lesion_mask).dataobj) > 0
+        tmax = np.asarray(nib.load(row.tmax).dataobj)
+        np.testing.assert_array_equal(lesion, np.nan_to_num(tmax) > 6.0)
+    assert (out / "MNI152_NOTICE.txt").read_text().startswith("Anatomy derived from the MNI ICBM152")
+    assert manifest["has_lesion_label"].sum() == 4 and (manifest["split"] == "test").sum() == 2
+
+
+def test_same_seed_gives_identical_files_and_a_rerun_keeps_complete_subjects(smoke_cohort, tmp_path):
+    out, _ = smoke_cohort
+    simulate_cohort(PROFILES["smoke"], tmp_path, limit=2, progress=False)
+    for name in ("dsc.nii.gz", "tmax.nii.gz", "cbf.nii.gz"):
+        assert _digest(tmp_path / "sub-002" / name) == _digest(out / "sub-002" / name)
+    kept = (tmp_path / "sub-001" / "dsc.nii.gz").stat().st_mtime_ns
+    broken = tmp_path / "sub-002" / "cbf.nii.gz"
+    broken.write_bytes(broken.read_bytes()[:100])  # a damaged file
+    (tmp_path / ".tmp-sub-003").mkdir()  # left by an interrupted run
+    simulate_cohort(PROFILES["smoke"], tmp_path, limit=2, progress=False)
+    assert (tmp_path / "sub-001" / "dsc.nii.gz").stat().st_mtime_ns == kept
+    assert _digest(broken) == _digest(out / "sub-002" / "cbf.nii.gz")
+    assert not list(tmp_path.glob(".tmp-*"))
+    assert cohort.subject_is_complete(tmp_path / "sub-002", verify=True)
+
+
+def test_an_interrupted_run_leaves_no_half_written_subject(tmp_path, monkeypatch):
+    calls = []
+    real = cohort.write_subject
+
+    def failing(subject, folder, **kwargs):
+        calls.append(folder.name)
+        if len(calls) == 2:
+            folder.mkdir(parents=True)
+            (folder / "dsc.nii.gz").write_bytes(b"partial")
+            raise KeyboardInterrupt
+        return real(subject, folder, **kwargs)
+
+    monkeypatch.setattr(cohort, "write_subject", failing)
+    with pytest.raises(KeyboardInterrupt):
+        simulate_cohort(PROFILES["smoke"], tmp_path, limit=3, progress=False)
+    assert calls == [".tmp-sub-001", ".tmp-sub-002"]
+    assert (tmp_path / "sub-001" / "complete.json").is_file() and not (tmp_path / "sub-002").exists()
+    monkeypatch.setattr(cohort, "write_subject", real)
+    simulate_cohort(PROFILES["smoke"], tmp_path, limit=3, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["sub-001", "sub-002", "sub-003"]
+
+
+def test_paper_profile_reproduces_the_papers_split():
+    plan = subject_plan(PROFILES["paper"])
+    assert len(plan) == 138 and plan["has_lesion_label"].sum() == 70
+    train_val = plan[plan["split"].isin(["train", "val"])]
+    test = plan[plan["split"] == "test"]
+    assert len(train_val) == 52 and train_val["has_lesion_label"].all() and train_val["has_lesion"].all()
+    assert len(test) == 86 and test["has_lesion_label"].sum() == 18
+    assert 0.1 <= 1 - plan["has_lesion"].mean() <= 0.2  # no-lesion subjects (recipe §7)
+    assert PROFILES["paper"].shape == (256, 256, 20) and PROFILES["paper"].n_frames == 50
+
+
+def test_root_manifest_predicts_the_acquisition_of_the_simulated_subjects(smoke_cohort, tmp_path):
+    out, table = smoke_cohort
+    root = root_manifest_table(tmp_path / "data", tmp_path)
+    assert len(root) == sum(p.n_subjects for p in PROFILES.values())
+    smoke = root[root["profile"] == "smoke"].reset_index(drop=True)
+    np.testing.assert_allclose(smoke["tr_s"], table["tr_s"])
+    np.testing.assert_allclose(smoke["te_ms"], table["te_ms"])
+    assert smoke["dsc"].iloc[0] == tmp_path / "data" / "smoke" / "sub-001" / "dsc.nii.gz"
+
+
+def test_lesion_volumes_follow_the_recipe():
+    """Targets: Tmax > 6 s median ≈ 95 ml (15–250), core median ≈ 25–30 ml, HIR median ≈ 0.4 (§4.2, §7)."""
+    rng = np.random.default_rng(0)
+    lesions = [draw_lesion(rng) for _ in range(400)]
+    hypo = np.array([lesion.hypoperfusion_ml for lesion in lesions])
+    core = hypo * np.array([lesion.core_fraction for lesion in lesions])
+    assert RECIPE_RANGES["hypoperfusion_ml_median"][0] < np.median(hypo) < RECIPE_RANGES["hypoperfusion_ml_median"][1]
+    assert RECIPE_RANGES["core_ml_median"][0] < np.median(core) < RECIPE_RANGES["core_ml_median"][1]
+    assert hypo.min() >= 15 and hypo.max() <= 250 and core.max() <= 150
+    assert 0.3 < np.median([lesion.hir for lesion in lesions]) < 0.5
+
+
+def test_simulated_lesions_reach_their_target_volumes(smoke_cohort):
+    out, table = smoke_cohort
+    for row in table[table["has_lesion"]].itertuples():
+        record = json.loads((out / row.subject_id / "subject.json").read_text())
+        target = record["lesion_levels"]["target_volumes_ml"]
+        voxel_ml = np.prod(PROFILES["smoke"].voxel_mm) / 1000
+        assert row.hypoperfusion_ml == pytest.approx(target["hypoperfusion_ml"], abs=3 * voxel_ml + 0.1 * target["hypoperfusion_ml"])
+        assert row.core_ml == pytest.approx(target["core_ml"], abs=2 * voxel_ml)
+    assert table.loc[~table["has_lesion"], "hypoperfusion_ml"].eq(0).all()
+
+
+def test_simulate_command_writes_a_cohort_and_rejects_a_bad_limit(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    simulate_command.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["simulate", "--profile", "smoke", "--out", str(tmp_path), "--limit", "1", "--rapid-like"])
+    assert simulate_command.run(args) == 0
+    manifest = load_manifest(tmp_path / "data_manifest.csv")
+    assert manifest["subject_id"].tolist() == ["sub-001"]
+    assert "wrote 1 subjects" in capsys.readouterr().out
+    rapid = np.asarray(nib.load(tmp_path / manifest["rapid_tmax"].iloc[0]).dataobj)
+    truth = np.asarray(nib.load(manifest["tmax"].iloc[0]).dataobj)
+    brain = np.isfinite(truth)
+    np.testing.assert_array_equal(np.isfinite(rapid), brain)
+    assert 0 < np.median(rapid[brain] - truth[brain]) < 2.5  # SVD's Tmax lags the truth by about a frame
+    bad = parser.parse_args(["simulate", "--profile", "smoke", "--out", str(tmp_path), "--limit", "0"])
+    with pytest.raises(ValueError, match="--limit must be a positive number"):
+        simulate_command.run(bad)
+
+
+def test_cohort_notebook_helpers_and_notebook_source(smoke_cohort):
+    from stnet_lib.paths import NOTEBOOKS_DIR
+    from stnet_lib.simulation import plots
+
+    out, _ = smoke_cohort
+    manifest = load_manifest(out / "data_manifest.csv")
+    statistics = plots.cohort_statistics_table(manifest).set_index("quantity")
+    assert statistics.loc[["gm_cbf", "wm_cbf", "gm_cbv", "wm_cbv", "snr_measured / snr"], "all_in_range"].all()
+    subject = plots.load_subject(out / "sub-004")
+    curves = plots.region_curves(subject)
+    peaks = curves.groupby("region")["concentration_mM"].max()
+    assert {"AIF", "VOF", "GM", "WM", "penumbra", "core", "true C_a"} <= set(peaks.index)
+    assert peaks["true C_a"] > peaks["AIF"] > 10 * peaks["GM"] and peaks["GM"] > peaks["core"]
+    for figure in (plots.plot_subject(subject), plots.plot_region_curves(curves), plots.plot_cohort_distributions(manifest)):
+        assert figure.axes
+    notebook = json.loads((NOTEBOOKS_DIR / "cohort.ipynb").read_text())
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert all(not cell.get("outputs") and cell.get("execution_count") is None for cell in code)
+    tagged = [cell for cell in code if "parameters" in cell["metadata"].get("tags", [])]
+    assert len(tagged) == 1 and all(f"{name} =" in "".join(tagged[0]["source"]) for name in ("profile", "data_dir", "report_dir", "seed"))
