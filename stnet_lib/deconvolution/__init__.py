@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from ..constants import K_H, RHO_G_PER_ML
 from ..maps import PerfusionMaps, cbf_eq5, cbv_eq4, mtt_eq6, tmax_eq7
 from .._validation import StnetInputError, check_finite, check_in_allowed, check_positive
-from . import svd
+from . import svd, ttv
 
 __all__ = ["Method", "METHODS", "deconvolve", "resolve_device"]
 
@@ -37,6 +37,7 @@ METHODS: dict[str, Method] = {
     "ssvd": Method("ssvd", svd.ssvd, {"threshold": 0.2}, circulant=False),
     "csvd": Method("csvd", svd.csvd, {"threshold": 0.1}),
     "osvd": Method("osvd", svd.osvd, {"oi_threshold": 0.035}),
+    "ttv": Method("ttv", ttv.ttv_residues, ttv.DEFAULT_OPTIONS, spatial=True),
 }
 
 

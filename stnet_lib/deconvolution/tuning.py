@@ -1,0 +1,191 @@
+"""Stage 3a: how TTV's weights and iterations are chosen, and how it compares with the SVD methods.
+
+* :func:`make_ttv_phantom` — a small self-contained noisy volume with known truth (simulation
+  recipe §0 defaults, Rician noise σ = S0/SNR), used by the tests and, where the synthetic cohort
+  is absent, by ``bench/tune_ttv.py``.
+* :func:`method_errors` — CBF RMSE and Tmax mean absolute error of a set of methods on one volume.
+* :func:`grid_search` — the documented search over (g_s, g_t, n_iter) behind ``TTVConfig``'s
+  defaults: the errors of every combination on every validation volume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pandas as pd
+import torch
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from ..constants import ARTERIAL_QUADRATIC_A, ARTERIAL_QUADRATIC_B, K_H, R2STAR_TISSUE_PER_MM_S, RHO_G_PER_ML
+from ..maps import cbf_eq5, tmax_eq7
+from .svd import csvd, osvd, ssvd
+from .ttv import TTVConfig, ttv_residues
+
+__all__ = ["TTVPhantom", "make_ttv_phantom", "method_errors", "grid_search"]
+
+
+@dataclasses.dataclass
+class TTVPhantom:
+    """A noisy synthetic volume and its truth.
+
+    Attributes
+    ----------
+    c_tissue : ndarray, shape (x, y, z, t)
+        Tissue concentration [mM] from the noisy signal.
+    c_aif : ndarray, shape (t,)
+        Arterial concentration [mM] from the (less) noisy arterial signal.
+    dt_s : float
+        Frame interval [s].
+    mask : ndarray of bool, shape (x, y, z)
+    cbf, tmax : ndarray, shape (x, y, z)
+        Truth [ml/100g/min] and [s] (Tmax = delay + argmax of the dispersed residue).
+    """
+
+    c_tissue: NDArray
+    c_aif: NDArray
+    dt_s: float
+    mask: NDArray
+    cbf: NDArray
+    tmax: NDArray
+
+
+def _smooth_field(rng: np.random.Generator, shape, sigma_vox: float) -> NDArray:
+    """Gaussian-filtered white noise rescaled to [0, 1]."""
+    field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma_vox, mode="wrap")
+    return (field - field.min()) / (field.max() - field.min())
+
+
+def _aif(time_s: NDArray, peak_mm: float = 6.0, t0_s: float = 15.0) -> NDArray:
+    """Gamma-variate first pass (α 3, β 1.5 s) plus a recirculation of 10 % of its area."""
+    lag = np.clip(time_s - t0_s, 0.0, None) / 1.5
+    first = lag**3 * np.exp(-lag)
+    first *= peak_mm / first.max()
+    dt = time_s[1] - time_s[0]
+    delayed = np.interp(time_s - 8.0, time_s, first, left=0.0)
+    return first + 0.1 * np.convolve(delayed, np.exp(-time_s / 10.0) / 10.0 * dt)[: time_s.size]
+
+
+def _dispersed_exponential(t: NDArray, mtt: NDArray, disp: NDArray) -> NDArray:
+    """exp(−t/MTT) ⊗ (1/d)·exp(−t/d), zero for t ≤ 0 (closed form; d = 0: the bare exponential)."""
+    tc = np.clip(t, 0.0, None)
+    d = np.maximum(disp, 1e-3)
+    return np.where(t > 0, mtt / (mtt - d) * (np.exp(-tc / mtt) - np.exp(-tc / d)), 0.0)
+
+
+def _rician(rng: np.random.Generator, signal: NDArray, sigma: float) -> NDArray:
+    return np.hypot(signal + sigma * rng.standard_normal(signal.shape), sigma * rng.standard_normal(signal.shape))
+
+
+def make_ttv_phantom(rng: np.random.Generator, *, shape=(32, 32, 4), n_t: int = 50, tr_s: float = 1.5,
+                     snr: float = 20.0, aif_snr: float = 100.0, te_ms: float = 30.0) -> TTVPhantom:
+    """Smooth GM/WM mixture with a delayed, dispersed hypoperfused blob (recipe §0 and §9 defaults).
+
+    CBF = 60p + 25(1 − p), CBV = 4p + 2(1 − p) (p a smooth GM fraction); normal delay 0–1.5 s and
+    dispersion 0–1 s (smooth fields); in a blob CBF × 0.4, CBV × 1.1, delay up to +6 s, dispersion
+    3 s. Exponential residues, curves on a 0.05 s grid sampled every TR, 1.5 T relaxivities,
+    Rician noise σ = S0/``snr`` (tissue) and S0/``aif_snr`` (the averaged AIF).
+    """
+    te_s, dt_fine = te_ms / 1000.0, 0.05
+    time_fine = np.arange(0.0, n_t * tr_s, dt_fine)
+    c_a = _aif(time_fine)
+    p = _smooth_field(rng, shape, 3.0)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"), -1)
+    blob = np.exp(-np.sum((grid - [0.3, -0.2, 0.0]) ** 2 / [0.15, 0.15, 2.0], -1))
+    lesion = blob > 0.5
+    cbf = np.where(lesion, 0.4, 1.0) * (60 * p + 25 * (1 - p))
+    cbv = np.where(lesion, 1.1, 1.0) * (4 * p + 2 * (1 - p))
+    delay = 1.5 * _smooth_field(rng, shape, 3.0) + np.where(lesion, 6.0 * blob, 0.0)
+    disp = np.where(lesion, 3.0, _smooth_field(rng, shape, 3.0))
+    mtt = 60.0 * cbv / cbf
+    r_eff = _dispersed_exponential(time_fine - delay.reshape(-1, 1), mtt.reshape(-1, 1), disp.reshape(-1, 1))
+    n_fft = 2 * time_fine.size
+    conv = np.fft.irfft(np.fft.rfft(r_eff, n_fft) * np.fft.rfft(c_a, n_fft), n_fft)[:, : time_fine.size]
+    step = int(round(tr_s / dt_fine))
+    c_t = (RHO_G_PER_ML / K_H) * (cbf.reshape(-1, 1) / 6000.0) * conv[:, ::step] * dt_fine
+    c_a = c_a[::step]
+    s_t = _rician(rng, 1000.0 * np.exp(-te_s * R2STAR_TISSUE_PER_MM_S * c_t), 1000.0 / snr)
+    s_a = _rician(rng, 1000.0 * np.exp(-te_s * (ARTERIAL_QUADRATIC_A * c_a + ARTERIAL_QUADRATIC_B * c_a**2)),
+                  1000.0 / aif_snr)
+    n_base = int(12.0 / tr_s)  # pre-bolus frames (the bolus arrives at 15 s)
+    c_tissue = -np.log(s_t / s_t[:, :n_base].mean(1, keepdims=True)) / (te_s * R2STAR_TISSUE_PER_MM_S)
+    dr2_a = np.clip(-np.log(s_a / s_a[:n_base].mean()) / te_s, 0.0, None)
+    c_aif = (np.sqrt(ARTERIAL_QUADRATIC_A**2 + 4 * ARTERIAL_QUADRATIC_B * dr2_a) - ARTERIAL_QUADRATIC_A) / (
+        2 * ARTERIAL_QUADRATIC_B)
+    t_fine = np.arange(0.0, 40.0, 0.01)
+    peak = np.array([t_fine[np.argmax(_dispersed_exponential(t_fine, m, d))] for m, d in zip(mtt.ravel(), disp.ravel())])
+    return TTVPhantom(c_tissue=c_tissue.reshape(shape + (n_t,)), c_aif=c_aif, dt_s=tr_s, mask=np.ones(shape, bool),
+                      cbf=cbf, tmax=delay + peak.reshape(shape))
+
+
+def _svd_residues(method: str, c_tissue: NDArray, c_aif: NDArray, dt_s: float) -> tuple[NDArray, bool]:
+    """Residues of an SVD method at its default threshold, and whether its Tmax wraps."""
+    function = {"ssvd": ssvd, "csvd": csvd, "osvd": osvd}[method]
+    k = function(torch.as_tensor(c_tissue, dtype=torch.float64), torch.as_tensor(c_aif, dtype=torch.float64), dt_s)
+    return k.numpy(), method != "ssvd"
+
+
+def method_errors(c_tissue: NDArray, c_aif: NDArray, dt_s: float, mask: NDArray, cbf_true: NDArray,
+                  tmax_true: NDArray, methods: dict[str, TTVConfig | str], *, device: str = "cpu") -> pd.DataFrame:
+    """CBF RMSE [ml/100g/min], CBF bias and Tmax mean absolute error [s] of each method in ``mask``.
+
+    ``methods`` maps a label to ``"ssvd"``, ``"csvd"``, ``"osvd"`` (default thresholds) or a TTVConfig.
+    """
+    rows = []
+    for label, method in methods.items():
+        if isinstance(method, TTVConfig):
+            k, wrap = ttv_residues(c_tissue, c_aif, dt_s, mask=mask, config=method, device=device)[mask], True
+        else:
+            k, wrap = _svd_residues(method, c_tissue[mask], c_aif, dt_s)
+        cbf_error = cbf_eq5(k.max(-1)) - cbf_true[mask]
+        tmax_error = tmax_eq7(k, dt_s, wrap=wrap) - tmax_true[mask]
+        rows.append({"method": label, "cbf_rmse": float(np.sqrt(np.mean(cbf_error**2))),
+                     "cbf_bias": float(np.mean(cbf_error)), "tmax_mae_s": float(np.mean(np.abs(tmax_error)))})
+    return pd.DataFrame(rows)
+
+
+def grid_search(volumes: dict[str, TTVPhantom], *, weights_spatial, weights_temporal, n_iters,
+                base: TTVConfig = TTVConfig(), device: str = "cpu") -> pd.DataFrame:
+    """Errors of every (g_s, g_t, n_iter) on every volume (one row per setting and volume label)."""
+    configs = {
+        (g_s, g_t, n): dataclasses.replace(base, weight_spatial=g_s, weight_temporal=g_t, n_iter=n)
+        for g_s, g_t, n in itertools.product(weights_spatial, weights_temporal, n_iters)
+    }
+    tables = []
+    for label, vol in volumes.items():
+        table = method_errors(vol.c_tissue, vol.c_aif, vol.dt_s, vol.mask, vol.cbf, vol.tmax, configs, device=device)
+        tables.append(table.assign(volume=label))
+    table = pd.concat(tables, ignore_index=True)
+    table[["weight_spatial", "weight_temporal", "n_iter"]] = pd.DataFrame(table.pop("method").tolist())
+    return table
+
+
+def cohort_volume(rng: np.random.Generator, *, snr: float, shape=(64, 64, 6), voxel_mm=(3.6, 3.6, 5.0),
+                  has_lesion: bool = True) -> TTVPhantom:
+    """A subject of the synthetic cohort (:mod:`stnet_lib.simulation`) at a chosen SNR, as concentrations.
+
+    The noise-free series gets Rician noise σ = median brain S0 / ``snr``; the curves go through the
+    library's pipeline (eq. 1–2, AIF and VOF means, AIF divided by k_AV, eq. 8).
+    """
+    import nibabel as nib
+
+    from ..io import Scan
+    from ..pipeline import scan_concentrations
+    from ..simulation.subject import SubjectConfig, make_subject
+    from ..simulation.synthesis import add_rician_noise
+
+    config = SubjectConfig(shape=tuple(shape), voxel_mm=tuple(voxel_mm), noise=False, has_lesion=has_lesion)
+    subject = make_subject(config, rng)
+    brain = subject.masks["brain"]
+    signal = subject.signal.astype(np.float64)
+    add_rician_noise(signal, float(np.median(signal[brain][:, 0])) / snr, rng)
+    scan = Scan(signal=signal, affine=subject.affine, header=nib.Nifti1Header(), te_ms=subject.te_ms,
+                tr_s=subject.tr_s, aif_mask=subject.masks["aif"], brain_mask=brain, vof_mask=subject.masks["vof"],
+                field_t=subject.field_t)
+    conc = scan_concentrations(scan, baseline=slice(0, subject.params["n_baseline_frames"] - 1))
+    c_tissue = np.zeros(brain.shape + conc.c_tissue.shape[-1:])
+    c_tissue[brain] = conc.c_tissue
+    return TTVPhantom(c_tissue=c_tissue, c_aif=conc.c_aif / conc.k_av, dt_s=subject.tr_s, mask=brain,
+                      cbf=np.nan_to_num(subject.truth["cbf"]), tmax=np.nan_to_num(subject.truth["tmax"]))
