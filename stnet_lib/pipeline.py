@@ -20,7 +20,7 @@ from .maps import k_av_eq8
 from .signal import delta_r2_to_concentration, detect_baseline, signal_to_delta_r2
 from ._validation import StnetInputError, check_in_allowed
 
-__all__ = ["Concentrations", "scan_concentrations", "compute_maps", "ALL_METHODS"]
+__all__ = ["Concentrations", "scan_concentrations", "arterial_baseline", "compute_maps", "ALL_METHODS"]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,25 @@ class Concentrations:
     k_av: float
 
 
+#: An arterial curve has arrived once it is this fraction below its baseline level.
+ARTERIAL_ARRIVAL_DROP = 0.10
+
+
+def arterial_baseline(curve: np.ndarray, baseline: slice) -> slice:
+    """The brain's baseline frames cut before the arterial bolus arrives, which precedes the tissue's.
+
+    The arrival is the first frame after ``baseline.start`` more than ``ARTERIAL_ARRIVAL_DROP``
+    below the median of ``curve`` over ``baseline`` (arterial drops are 40–95 %, far beyond
+    noise); the result keeps at least 2 frames, else the brain's baseline is returned.
+    """
+    level = np.median(curve[baseline])
+    below = np.nonzero(curve[baseline.start :] < (1.0 - ARTERIAL_ARRIVAL_DROP) * level)[0]
+    stop = baseline.stop if below.size == 0 else min(baseline.stop, baseline.start + int(below[0]) - 1)
+    return slice(baseline.start, stop) if stop - baseline.start >= 2 else baseline
+
+
 def _mean_concentration(scan: Scan, mask, baseline, *, kind, quadratic) -> np.ndarray:
+    baseline = arterial_baseline(scan.signal[mask].mean(axis=0, dtype=np.float64), baseline)
     delta_r2 = signal_to_delta_r2(scan.signal[mask], scan.te_ms, baseline=baseline).delta_r2_per_s
     return delta_r2_to_concentration(delta_r2, kind=kind, field_t=scan.field_t, quadratic=quadratic).mean(axis=0)
 

@@ -99,3 +99,15 @@ def test_every_bad_input_gives_one_line_exit_2_and_no_output(small_scan, capsys)
         err = capsys.readouterr().err.strip()
         assert err.startswith("stnet: error:") and message in err and "\n" not in err, (name, err)
         assert not out.exists(), name
+
+
+def test_arterial_baseline_stops_before_the_earlier_arterial_arrival():
+    from stnet_lib.pipeline import arterial_baseline
+
+    curve = np.full(30, 1000.0)
+    curve[7:12] = [950.0, 600.0, 200.0, 300.0, 700.0]  # arterial bolus from frame 7 (5 % at 7, 40 % at 8)
+    assert arterial_baseline(curve, slice(1, 9)) == slice(1, 7)
+    assert arterial_baseline(curve, slice(1, 5)) == slice(1, 5)  # already before the arrival
+    early = np.full(30, 1000.0)
+    early[2:] = 300.0
+    assert arterial_baseline(early, slice(0, 9)) == slice(0, 9)  # < 2 frames left: keep the brain's

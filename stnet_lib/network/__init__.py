@@ -1,0 +1,30 @@
+"""Stage 3b — ST-Net (Cao et al.): the only part of stnet_lib that uses torch.
+
+Modules, in data order: ``inputs`` (time resampling, normalisation, reference curves),
+``patches`` (7×7×T patches cut on the fly), ``stnet`` (``STNetConfig``, ``STNet``),
+``physics_loss`` (eq. 9), ``cohort`` (subjects in memory, per-epoch sampling), ``train``
+(fit loop, checkpoints, resume, DDP), ``checkpoint`` (safe load/save), ``inference``
+(whole-brain ``predict_maps``).
+"""
+
+from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from .inference import predict_maps
+from .physics_loss import implied_tissue_integral, stnet_loss
+from .stnet import STNet, STNetConfig, TARGET_NAMES
+from .train import TrainConfig, fit, load_cohorts, train_from_manifest
+
+__all__ = [
+    "STNet",
+    "STNetConfig",
+    "TARGET_NAMES",
+    "TrainConfig",
+    "fit",
+    "train_from_manifest",
+    "load_cohorts",
+    "predict_maps",
+    "stnet_loss",
+    "implied_tissue_integral",
+    "load_checkpoint",
+    "save_checkpoint",
+    "model_from_checkpoint",
+]

@@ -1,0 +1,199 @@
+"""Stage 3b — what ST-Net reads from a scan: resampled, normalised series and reference curves.
+
+Input normalisation (the authors fed raw scanner signal; we do not)
+-------------------------------------------------------------------
+Two choices, ``STNetConfig.input_normalisation``:
+
+``"concentration"`` (default)
+    Patch channel: the tissue concentration C_t(t) (eq. 1–2, each voxel's own baseline S0)
+    divided by the time-average of the partial-volume-corrected arterial concentration,
+    C̄ = ∫C_a dt / (k_AV · span), with k_AV = ∫C_a/∫C_v from the venous output (eq. 8; 1 without
+    a VOF mask); arterial channel: C_a(t)/C̄_a, the AIF's shape with unit mean. The mean of the
+    patch channel over the mean of the arterial channel is then k_AV·∫C_t/∫C_a ∝ CBV (eq. 4),
+    and the dose, the AIF's partial volume, the echo time and the field strength (which scale
+    ΔR2* and, through the quadratic blood relaxivity, scale tissue and artery differently) are
+    all divided out: a network fed signal ratios cannot tell a long TE from a large dose, nor
+    a partial-volumed AIF from a small one.
+``"signal_ratio"``
+    Patch channel S(t)/S0 = exp(−TE·ΔR2*(t)) per voxel; arterial channel S_a(t)/S0_a. Needs
+    no TE or relaxivity, so it suits a cohort scanned with one protocol (the feasibility
+    experiment of ``reference/feasibility_cpu.md`` used it).
+
+Both are 0 outside the brain mask and depend on no patch centre. The baseline channel is the
+voxel's S0 divided by the median S0 of the subject's brain — the baseline contrast
+(grey/white matter, CSF) without the scanner gain.
+
+The baseline frames are detected once per scan on the brain's mean curve
+(``signal.detect_baseline``, as ``pipeline.compute_maps`` does) and used for every tissue voxel;
+the arterial curve uses the same frames, cut before its own (earlier) bolus arrival.
+
+Time grid: a scan whose frame interval or frame count differs from the checkpoint's is
+linearly resampled onto ``k·dt_s, k = 0 … n_frames−1``; a scan that does not cover that span
+is refused (``StnetInputError``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..maps import k_av_eq8
+from ..signal import delta_r2_to_concentration, detect_baseline, signal_to_delta_r2
+from .._validation import StnetInputError, check_in_allowed, check_mask
+
+__all__ = ["INPUT_NORMALISATIONS", "NetworkInputs", "prepare_inputs", "resample_time"]
+
+#: Relative slack when comparing time grids (rounding of TR in headers).
+GRID_TOLERANCE = 1e-4
+
+
+#: Input normalisations of :func:`prepare_inputs` (see the module docstring).
+INPUT_NORMALISATIONS = ("concentration", "signal_ratio")
+
+
+@dataclass
+class NetworkInputs:
+    """One scan, ready for patch extraction.
+
+    Attributes
+    ----------
+    volume : ndarray, shape (x, y, z, n_frames), float32
+        Normalised tissue curves inside the brain mask, 0 outside.
+    baseline : ndarray, shape (x, y, z), float32
+        S0 / median brain S0 (0 outside the brain).
+    aif_curve : ndarray, shape (n_frames,), float32
+        Normalised arterial curve.
+    aif_integral_mM_s : float
+        ∫C_a dt of the arterial concentration (eq. 2, quadratic blood relaxivity) [mM·s].
+    k_av : float
+        Partial-volume factor ∫C_a/∫C_v of eq. 8 (1 without a VOF mask).
+    tissue_integral_mM_s : ndarray, shape (x, y, z), float32
+        ∫C_t dt of every voxel from its own signal (eq. 1–2, trapezoid) [mM·s]; 0 outside.
+    brain_mask : ndarray of bool, shape (x, y, z)
+    baseline_frames : slice
+        The pre-bolus frames (on the resampled grid).
+    """
+
+    volume: np.ndarray
+    baseline: np.ndarray
+    aif_curve: np.ndarray
+    aif_integral_mM_s: float
+    k_av: float
+    tissue_integral_mM_s: np.ndarray
+    brain_mask: np.ndarray
+    baseline_frames: slice
+
+
+def resample_time(signal: np.ndarray, tr_s: float, n_frames: int, dt_s: float) -> np.ndarray:
+    """Linear interpolation of (..., t) curves sampled every ``tr_s`` onto ``n_frames × dt_s``.
+
+    Returns the input unchanged when the grids agree. Frames beyond the target span are
+    dropped; a series shorter than the span raises ``StnetInputError``.
+    """
+    n_src = signal.shape[-1]
+    if abs(tr_s - dt_s) <= GRID_TOLERANCE * dt_s and n_src >= n_frames:
+        return signal[..., :n_frames]
+    span_src, span_dst = (n_src - 1) * tr_s, (n_frames - 1) * dt_s
+    if span_src < span_dst * (1 - GRID_TOLERANCE):
+        raise StnetInputError(
+            f"the series covers {span_src:.1f} s ({n_src} frames every {tr_s:g} s) but the ST-Net "
+            f"checkpoint needs {span_dst:.1f} s ({n_frames} frames every {dt_s:g} s): use a longer "
+            "acquisition or a checkpoint trained on a shorter time grid"
+        )
+    position = np.minimum(np.arange(n_frames) * dt_s / tr_s, n_src - 1)
+    lower = np.minimum(np.floor(position).astype(np.int64), n_src - 2)
+    weight = (position - lower).astype(signal.dtype)
+    return signal[..., lower] * (1 - weight) + signal[..., lower + 1] * weight
+
+
+def _arterial_baseline(aif_signal: np.ndarray, frames: slice, *, n_sd: float = 3.0,
+                       min_drop: float = 0.1) -> slice:
+    """The brain's baseline frames, cut before the arterial bolus if it arrives earlier.
+
+    The arrival is the first frame more than ``n_sd`` robust standard deviations and
+    ``min_drop`` (10 %) below the median of the baseline frames; a few-voxel AIF is too noisy
+    for a frame-by-frame search, and its bolus drops the signal by far more than 10 %.
+    """
+    base = aif_signal[frames]
+    level = np.median(base)
+    spread = 1.4826 * np.median(np.abs(base - level))
+    below = np.flatnonzero(aif_signal < level - max(n_sd * spread, min_drop * abs(level)))
+    arrival = int(below[0]) if below.size else aif_signal.size
+    stop = min(frames.stop, max(arrival - 1, frames.start + 2))
+    return slice(frames.start, stop)
+
+
+def _arterial(signal, aif_mask, vof_mask, frames: slice, *, te_ms: float, field_t: float, dt_s: float):
+    """Mean arterial signal (t,), its concentration C_a (t,) [mM] (eq. 1–2) and k_AV (eq. 8; 1 without a VOF)."""
+    aif_signal = signal[aif_mask].mean(axis=0, dtype=np.float64)
+    aif_frames = _arterial_baseline(aif_signal, frames)
+    aif_dr2 = signal_to_delta_r2(aif_signal, te_ms, baseline=aif_frames).delta_r2_per_s
+    c_aif = delta_r2_to_concentration(aif_dr2, kind="arterial", field_t=field_t)
+    if not np.trapezoid(c_aif, dx=dt_s) > 0:
+        raise StnetInputError("the arterial curve shows no bolus (its concentration integral is not positive): "
+                              "check the AIF mask")
+    if vof_mask is None:
+        return aif_signal, c_aif, 1.0
+    vof_signal = signal[check_mask(vof_mask, signal.shape[:3], "VOF mask")].mean(axis=0, dtype=np.float64)
+    vof_dr2 = signal_to_delta_r2(vof_signal, te_ms, baseline=aif_frames).delta_r2_per_s
+    return aif_signal, c_aif, k_av_eq8(c_aif, delta_r2_to_concentration(vof_dr2, kind="arterial", field_t=field_t),
+                                       dt_s)
+
+
+def prepare_inputs(
+    signal: np.ndarray,
+    brain_mask: np.ndarray,
+    aif_mask: np.ndarray,
+    *,
+    te_ms: float,
+    tr_s: float,
+    n_frames: int,
+    dt_s: float,
+    field_t: float = 1.5,
+    normalisation: str = "concentration",
+    vof_mask: np.ndarray | None = None,
+) -> NetworkInputs:
+    """Resample, normalise and summarise a scan for ST-Net (see the module docstring).
+
+    Parameters
+    ----------
+    signal : ndarray, shape (x, y, z, t)
+        Magnitude DSC series.
+    brain_mask, aif_mask : ndarray of bool, shape (x, y, z)
+    te_ms, tr_s : float
+        Echo time [ms], frame interval [s] of ``signal``.
+    n_frames, dt_s : int, float
+        The checkpoint's time grid.
+    field_t : float
+        Field strength [T] (relaxivities, eq. 2).
+    normalisation : str
+        One of ``INPUT_NORMALISATIONS``.
+    vof_mask : ndarray of bool, shape (x, y, z), optional
+        Venous-output voxels: k_AV of eq. 8 (partial-volume correction of the AIF).
+    """
+    check_in_allowed(normalisation, INPUT_NORMALISATIONS, "input normalisation")
+    brain_mask = check_mask(brain_mask, signal.shape[:3], "brain mask")
+    aif_mask = check_mask(aif_mask, signal.shape[:3], "AIF mask")
+    signal = resample_time(np.asarray(signal, dtype=np.float32), tr_s, n_frames, dt_s)
+    frames = detect_baseline(signal[brain_mask])
+    aif_signal, c_aif, k_av = _arterial(signal, aif_mask, vof_mask, frames, te_ms=te_ms, field_t=field_t, dt_s=dt_s)
+    aif_integral = float(np.trapezoid(c_aif, dx=dt_s))
+    tissue = signal_to_delta_r2(signal[brain_mask], te_ms, baseline=frames)
+    c_tissue = delta_r2_to_concentration(tissue.delta_r2_per_s, kind="tissue", field_t=field_t)  # (n_brain, T)
+    if normalisation == "concentration":
+        aif_mean = aif_integral / ((n_frames - 1) * dt_s)  # C̄_a [mM]
+        curves, aif_curve = c_tissue * (k_av / aif_mean), c_aif / aif_mean
+    else:
+        s0 = np.where(tissue.s0 > 0, tissue.s0, 1.0)[:, None]
+        curves = np.where(tissue.s0[:, None] > 0, signal[brain_mask] / s0, 0.0)
+        aif_curve = aif_signal / aif_signal[_arterial_baseline(aif_signal, frames)].mean()
+    s0 = tissue.s0
+    median_s0 = float(np.median(s0[s0 > 0])) if (s0 > 0).any() else 1.0
+    maps = np.zeros((2,) + signal.shape[:3], dtype=np.float32)
+    maps[0][brain_mask] = np.maximum(s0, 0.0) / median_s0
+    maps[1][brain_mask] = np.trapezoid(c_tissue, dx=dt_s, axis=-1)
+    volume = np.zeros(signal.shape, dtype=np.float32)
+    volume[brain_mask] = curves
+    return NetworkInputs(volume, maps[0], aif_curve.astype(np.float32), aif_integral, k_av, maps[1], brain_mask,
+                         frames)

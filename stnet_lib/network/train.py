@@ -1,0 +1,348 @@
+"""Stage 3b — training ST-Net with the physics loss (eq. 9): fit loop, checkpoints, resume, DDP.
+
+``fit(train, val, model_config, train_config, out_dir)`` trains on in-memory cohorts;
+``train_from_manifest(path, ...)`` reads the manifest's ``train`` and ``val`` subjects first.
+
+* Adam, lr 1e-4, batch 512, ≤ 400 epochs, early stop after 50 epochs without a lower
+  validation loss (eq. 9 on the val subjects) — the paper; profiles scale them, and
+  ``lr_schedule="cosine"`` (a departure, used by the ``quick`` profile) decays the rate.
+* Every epoch writes ``last.pt`` (resumable: optimizer, torch RNG states, history) and
+  ``learning_curve.csv``, both atomically; ``best.pt`` (inference only) when the validation
+  loss improves. ``resume=True`` continues from ``last.pt``; on the CPU the result is
+  bit-identical to an uninterrupted run, since the epoch's samples come from
+  ``default_rng([seed, epoch])`` and the dropout RNG state is restored.
+* CUDA: bf16 autocast, cohort kept on the device. CPU: channels-last 3-D memory format (about
+  2× faster, same numbers). Distributed: launched by ``torchrun``, one process per device,
+  DistributedDataParallel (NCCL on GPUs, gloo on CPUs); each process takes an equal share of
+  every global batch and its loss is scaled so that the averaged gradient equals the
+  single-process gradient of the whole batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from ..io import atomic_write
+from .._validation import StnetInputError, check_in_allowed
+from .checkpoint import load_checkpoint, save_checkpoint
+from .cohort import Cohort, load_subjects, sample_epoch
+from .physics_loss import stnet_loss
+from .stnet import STNet, STNetConfig
+
+__all__ = ["TrainConfig", "fit", "train_from_manifest", "load_cohorts", "CURVE_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+#: Columns of ``learning_curve.csv``.
+CURVE_COLUMNS = ("epoch", "train_loss", "train_supervised", "train_physics", "val_loss", "val_supervised",
+                 "val_physics", "n_samples", "seconds", "lr")
+
+
+#: Settings a resumed run may change (to train longer or stop later; a cosine schedule stretches).
+_EXTENDABLE = ("epochs", "patience")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings (the paper's by default); stored in every checkpoint.
+
+    Attributes
+    ----------
+    epochs, patience : int
+        Maximum epochs; early stop after ``patience`` epochs without a lower validation loss.
+    lr : float
+        Adam learning rate.
+    lr_schedule : str
+        ``"constant"`` (the paper) or ``"cosine"``: lr·½(1 + cos(π·epoch/epochs)), down to
+        ``lr_min`` at the last epoch (a departure, for short budgets; it depends on the epoch
+        only, so a resumed run follows it exactly).
+    lr_min : float
+        Floor of the cosine schedule.
+    batch_size : int
+        Global batch (split over the processes of a distributed run).
+    stride : int
+        In-plane grid step of the hypoperfused training voxels.
+    ratio : float
+        Normal : hypoperfused sample ratio.
+    physics_weight : float
+        w of eq. 9 (0 = supervised only); see ``physics_loss`` for the choice of 0.1.
+    seed : int
+        Seeds the weights, the sampling and dropout.
+    eval_batch_size : int
+        Batch of the validation passes.
+    time_shift_frames : int
+        Augmentation (a departure; 0 = off, the paper): every training sample's patch and
+        arterial curve are shifted together by a random whole number of frames in [−k, k],
+        edge frames held. Tmax, CBV and CBF are invariant to a common shift of tissue and AIF,
+        so a cohort with few subjects (few AIFs) teaches the network the relative timing.
+    """
+
+    epochs: int = 400
+    patience: int = 50
+    lr: float = 1e-4
+    lr_schedule: str = "constant"
+    lr_min: float = 1e-5
+    batch_size: int = 512
+    stride: int = 3
+    ratio: float = 2.0
+    physics_weight: float = 0.1
+    seed: int = 0
+    eval_batch_size: int = 2048
+    time_shift_frames: int = 0
+
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot train."""
+        check_in_allowed(self.lr_schedule, ("constant", "cosine"), "lr_schedule")
+        if self.batch_size < 1 or self.stride < 1 or self.ratio < 0 or self.epochs < 0 or self.lr <= 0:
+            raise StnetInputError(f"training settings out of range: batch_size {self.batch_size}, stride "
+                                  f"{self.stride}, ratio {self.ratio}, epochs {self.epochs}, lr {self.lr}")
+
+
+def _distributed(device: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, this process's device); joins the process group when launched by torchrun."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.device(device).type == "cuda"
+    if world > 1 and not dist.is_initialized():
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    if world > 1 and cuda:
+        return dist.get_rank(), world, torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return (dist.get_rank() if world > 1 else 0), world, torch.device(device)
+
+
+def _target_stats(cohort: Cohort, cfg: TrainConfig) -> tuple[tuple, tuple]:
+    rows = sample_epoch(cohort, stride=cfg.stride, ratio=cfg.ratio, rng=np.random.default_rng([cfg.seed, 0]))
+    values = cohort.targets[torch.from_numpy(rows)].double()
+    return tuple(values.mean(0).tolist()), tuple(values.std(0).clamp_min(1e-6).tolist())
+
+
+def _loss(net: STNet, model, batch: dict, cfg: TrainConfig, device: torch.device):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        out = model(batch["patches"], batch["reference"])
+    c = net.config
+    return stnet_loss(
+        out, net.encode(batch["targets"]), cbv_ml_100g=net.decode(out)[:, 0],
+        tissue_integral_mM_s=batch["tissue_integral"],
+        aif_integral_mM_s=batch["aif_integral"], weight=cfg.physics_weight, k_av=batch["k_av"], kh=c.kh, rho=c.rho,
+    )
+
+
+def _shift_in_time(batch: dict, max_shift: int, channels_last: bool) -> dict:
+    """Shift each sample's patch (B, 1, 7, 7, T) and reference curves (B, 2, T) by one random
+    whole number of frames in [−max_shift, max_shift] (torch RNG; edge frames held)."""
+    patches, reference = batch["patches"], batch["reference"]
+    n, n_frames = patches.shape[0], patches.shape[-1]
+    shift = torch.randint(-max_shift, max_shift + 1, (n, 1), device=patches.device)
+    index = (torch.arange(n_frames, device=patches.device) + shift).clamp(0, n_frames - 1)  # (B, T)
+    shifted = patches.gather(-1, index.view(n, 1, 1, 1, n_frames).expand_as(patches))
+    if channels_last:
+        shifted = shifted.contiguous(memory_format=torch.channels_last_3d)
+    return {**batch, "patches": shifted, "reference": reference.gather(-1, index.unsqueeze(1).expand_as(reference))}
+
+
+def _shards(rows: np.ndarray, batch_size: int, rank: int, world: int):
+    """Each global batch, cut into ``world`` near-equal parts; yields (this rank's rows, global batch size)."""
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        if len(batch) < world:
+            continue  # too small to give every process a sample
+        yield np.array_split(batch, world)[rank], len(batch)
+
+
+def _run_epoch(net, model, cohort, rows, cfg, device, optimizer, rank, world, progress, desc):
+    """One pass (training when ``optimizer`` is given); returns the mean (total, supervised, physics)."""
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # Σ n·(total, supervised, physics), n
+    batch_size = cfg.batch_size if optimizer is not None else cfg.eval_batch_size
+    model.train(optimizer is not None)
+    channels_last = device.type == "cpu"
+    bar = tqdm(total=len(rows), desc=desc, unit="vox", leave=False, disable=not progress or rank != 0)
+    for part, n_global in _shards(rows, batch_size, rank, world):
+        batch = cohort.batch(torch.from_numpy(part).to(device), channels_last)
+        if optimizer is not None and cfg.time_shift_frames > 0:
+            batch = _shift_in_time(batch, cfg.time_shift_frames, channels_last)
+        with torch.set_grad_enabled(optimizer is not None):
+            parts = _loss(net, model, batch, cfg, device)
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+            (parts.total * (world * len(part) / n_global)).backward()  # DDP averages: Σ_r (W·n_r/N)·mean_r / W
+            optimizer.step()
+        sums += torch.stack([*(p.detach().double() * len(part) for p in parts),
+                             torch.tensor(float(len(part)), dtype=torch.float64, device=device)])
+        bar.update(n_global)
+    bar.close()
+    if world > 1:
+        dist.all_reduce(sums)
+    return tuple((sums[:3] / sums[3].clamp_min(1)).tolist()) + (int(sums[3].item()),)
+
+
+def _write_curve(history: list[dict], path: Path) -> None:
+    with atomic_write(path) as tmp:
+        lines = [",".join(CURVE_COLUMNS)] + [",".join(f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c])
+                                                      for c in CURVE_COLUMNS) for row in history]
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _restore(path: Path, model: STNet, optimizer, cfg: TrainConfig, model_config: STNetConfig, device) -> dict:
+    payload = load_checkpoint(path)
+    same = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _EXTENDABLE}
+    saved = {k: v for k, v in dict(payload.get("train_config", {})).items() if k not in _EXTENDABLE}
+    if saved != same or payload["config"] != model_config.to_dict():
+        raise StnetInputError(f"{path} was written with other settings than this run's: resume with the same "
+                              "profile and options (only epochs and patience may change), or pass another --out")
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    torch.set_rng_state(payload["rng"]["torch"])
+    if device.type == "cuda" and "cuda" in payload["rng"]:
+        torch.cuda.set_rng_state(payload["rng"]["cuda"], device)
+    return payload
+
+
+def fit(train: Cohort, val: Cohort, model_config: STNetConfig, cfg: TrainConfig, out_dir, *,
+        resume: bool = False, device: str = "cpu", progress: bool = True) -> Path:
+    """Train ST-Net; return the path of ``best.pt`` (see the module docstring for the files).
+
+    ``model_config``'s target standardisation is replaced by the training targets' mean and
+    standard deviation (over the epoch-0 sample).
+    """
+    rank, world, dev = _distributed(device)
+    out_dir = Path(out_dir)
+    net, optimizer, state, common = _start(train, model_config, cfg, out_dir, resume, dev)
+    ids = [dev.index] if dev.type == "cuda" else None
+    model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids) if world > 1 else net
+    train.to(dev), val.to(dev)
+    val_rows = sample_epoch(val, stride=cfg.stride, ratio=cfg.ratio, rng=np.random.default_rng([cfg.seed, 2**31]),
+                            random_offset=False)
+    for epoch in range(state["epoch"] + 1, cfg.epochs):
+        if state["best_epoch"] >= 0 and epoch - state["best_epoch"] > cfg.patience:
+            break  # early stop
+        start = time.perf_counter()
+        lr = _learning_rate(cfg, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        rows = sample_epoch(train, stride=cfg.stride, ratio=cfg.ratio, rng=np.random.default_rng([cfg.seed, epoch]))
+        tr = _run_epoch(net, model, train, rows, cfg, dev, optimizer, rank, world, progress, f"epoch {epoch}")
+        with torch.no_grad():
+            va = _run_epoch(net, net, val, val_rows, cfg, dev, None, rank, world, False, "val")
+        state["history"].append(dict(zip(CURVE_COLUMNS, (epoch, *tr[:3], *va[:3], tr[3], time.perf_counter() - start,
+                                                         lr))))
+        improved = va[0] < state["best_val_loss"] or state["best_epoch"] < 0
+        if improved:
+            state.update(best_val_loss=va[0], best_epoch=epoch)
+        state["epoch"] = epoch
+        if rank == 0:
+            _save_epoch(out_dir, net, optimizer, state, common, dev, improved)
+        log.info("epoch %d: train %.4f val %.4f%s", epoch, tr[0], va[0], " (best)" if improved else "")
+    return out_dir / "best.pt"
+
+
+def _learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """The learning rate of ``epoch`` (see ``TrainConfig.lr_schedule``)."""
+    check_in_allowed(cfg.lr_schedule, ("constant", "cosine"), "lr_schedule")
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / max(cfg.epochs - 1, 1)))
+
+
+def _start(train: Cohort, model_config: STNetConfig, cfg: TrainConfig, out_dir: Path, resume: bool, dev):
+    """The network, its optimizer and the run state: fresh, or restored from ``out_dir/last.pt``."""
+    mean, std = _target_stats(train, cfg)
+    model_config = dataclasses.replace(model_config, target_mean=mean, target_std=std)
+    torch.manual_seed(cfg.seed)
+    net = STNet(model_config).to(dev)
+    if dev.type == "cpu":
+        net = net.to(memory_format=torch.channels_last_3d)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    state = {"epoch": -1, "best_val_loss": float("inf"), "best_epoch": -1, "history": []}
+    if resume and (out_dir / "last.pt").is_file():
+        payload = _restore(out_dir / "last.pt", net, optimizer, cfg, model_config, dev)
+        state = {k: payload[k] for k in state}
+        log.info("resuming %s after epoch %d", out_dir, state["epoch"])
+    elif (out_dir / "last.pt").is_file():
+        raise StnetInputError(f"{out_dir} already holds a training run: pass --resume to continue it or another --out")
+    common = {"model_config": model_config.to_dict(), "train_config": dataclasses.asdict(cfg)}
+    return net, optimizer, state, common
+
+
+def _save_epoch(out_dir: Path, net: STNet, optimizer, state: dict, common: dict, device, improved: bool) -> None:
+    weights = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    base = {"config": common["model_config"], "model": weights, "train_config": common["train_config"],
+            "epoch": state["epoch"], "history": state["history"]}
+    if improved:
+        save_checkpoint(base, out_dir / "best.pt")
+    save_checkpoint({**base, "optimizer": optimizer.state_dict(), "rng": _rng_state(device),
+                     "best_val_loss": state["best_val_loss"], "best_epoch": state["best_epoch"]},
+                    out_dir / "last.pt")
+    _write_curve(state["history"], out_dir / "learning_curve.csv")
+
+
+def _time_grid(manifest) -> tuple[int, float]:
+    """The network's time grid from the training series: their fewest frames, and the frame
+    interval that makes the shortest series span exactly that many frames, rounded down to
+    0.1 s so that test scans of a slightly shorter TR are still covered."""
+    import nibabel as nib
+
+    frames, spans = [], []
+    for row in manifest[manifest["split"] == "train"].itertuples():
+        image = nib.load(row.dsc)
+        interval = float(row.tr_s) if np.isfinite(row.tr_s) else float(image.header.get_zooms()[3])
+        frames.append(int(image.shape[3]))
+        spans.append((frames[-1] - 1) * interval)
+    if not frames:
+        raise StnetInputError("the manifest has no subject with split 'train'")
+    n_frames = min(frames)
+    exact = min(spans) / (n_frames - 1)
+    dt_s = np.floor(exact * 10 + 1e-6) / 10 if exact >= 0.1 else exact
+    return n_frames, float(dt_s)
+
+
+def train_from_manifest(manifest_path, out_dir, cfg: TrainConfig = TrainConfig(), *,
+                        model_config: STNetConfig | None = None, resume: bool = False, device: str = "cpu",
+                        progress: bool = True) -> Path:
+    """Train on a manifest's ``train`` subjects, validate on its ``val`` subjects; return ``best.pt``.
+
+    The time grid (``n_frames``, ``dt_s``) is the training series' own unless ``model_config``
+    sets it (a default ``STNetConfig()`` is replaced by the data's grid).
+    """
+    model_config, train, val = load_cohorts(manifest_path, model_config)
+    return fit(train, val, model_config, cfg, out_dir, resume=resume, device=device, progress=progress)
+
+
+def load_cohorts(manifest_path, model_config: STNetConfig | None = None) -> tuple[STNetConfig, Cohort, Cohort]:
+    """The manifest's ``train`` and ``val`` subjects in memory, and the model settings they imply.
+
+    ``model_config`` defaults to the training series' time grid (:func:`_time_grid`); its
+    ``vof_correction`` is set to whether the subjects have VOF masks (eq. 8).
+    """
+    from ..manifest import load_manifest
+
+    manifest = load_manifest(manifest_path)
+    if model_config is None:
+        n_frames, dt_s = _time_grid(manifest)
+        model_config = STNetConfig(n_frames=n_frames, dt_s=dt_s)
+    used = manifest[manifest["split"].isin(["train", "val"])]
+    model_config = dataclasses.replace(model_config, vof_correction=bool(used["vof_mask"].notna().any()))
+    grid = {"n_frames": model_config.n_frames, "dt_s": model_config.dt_s,
+            "normalisation": model_config.input_normalisation, "vof_correction": model_config.vof_correction}
+    train, val = (Cohort(load_subjects(manifest, split, **grid), model_config.patch_size) for split in ("train", "val"))
+    return model_config, train, val

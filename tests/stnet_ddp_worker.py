@@ -1,0 +1,20 @@
+"""Worker of the DDP test: ``torchrun --nproc_per_node 2 tests/stnet_ddp_worker.py MANIFEST OUT``.
+
+Trains the tiny run of ``test_network_train.py`` (no dropout, so that processes draw nothing
+at random that a single process would not) with gloo; the test compares the weights.
+"""
+
+import sys
+
+import torch
+import torch.distributed as dist
+
+from stnet_lib.network import STNetConfig, train_from_manifest
+from stnet_synthetic_config import DDP_MODEL, DDP_TRAIN
+
+torch.set_num_threads(1)
+try:
+    train_from_manifest(sys.argv[1], sys.argv[2], DDP_TRAIN, model_config=STNetConfig(**DDP_MODEL), progress=False)
+finally:
+    if dist.is_initialized():
+        dist.destroy_process_group()

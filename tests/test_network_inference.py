@@ -1,0 +1,118 @@
+"""Whole-brain ST-Net inference, time resampling and checkpoint errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from stnet_lib import cli, compute_maps, load_scan
+from stnet_lib._validation import StnetInputError
+from stnet_lib.network import predict_maps, save_checkpoint, train_from_manifest
+from stnet_lib.network.checkpoint import load_checkpoint
+from stnet_lib.network.inputs import resample_time
+from stnet_synthetic import TE_MS, TR_S, write_cohort
+from stnet_synthetic_config import TINY_TRAIN
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stnet")
+    manifest = write_cohort(folder / "cohort", np.random.default_rng(5))
+    best = train_from_manifest(manifest, folder / "run", TINY_TRAIN.__class__(epochs=1, batch_size=64, stride=1),
+                               progress=False)
+    sub = folder / "cohort" / "sub-03"
+    scan = load_scan(sub / "dsc.nii.gz", sub / "aif_mask.nii.gz", None, sub / "brain_mask.nii.gz", TE_MS, TR_S)
+    return {"checkpoint": best, "scan": scan, "subject": sub, "folder": folder}
+
+
+def test_maps_cover_the_brain_and_obey_eq6(trained):
+    scan = trained["scan"]
+    maps = predict_maps(scan, trained["checkpoint"], batch_size=37)
+    brain = scan.brain_mask
+    for name in ("cbv", "cbf", "mtt", "tmax"):
+        values = getattr(maps, name)
+        assert values.shape == brain.shape and np.isnan(values[~brain]).all()
+    assert np.isfinite(maps.cbv[brain]).all() and (maps.cbv[brain] >= 0).all()
+    positive = brain & (maps.cbf > 0)
+    np.testing.assert_allclose(maps.mtt[positive], 60 * maps.cbv[positive] / maps.cbf[positive])
+    assert maps.method == "stnet" and maps.params["n_frames"] == 30
+
+
+def test_batch_size_does_not_change_the_maps(trained):
+    small = predict_maps(trained["scan"], trained["checkpoint"], batch_size=5)
+    large = predict_maps(trained["scan"], trained["checkpoint"], batch_size=4096)
+    np.testing.assert_allclose(small.cbf, large.cbf, rtol=1e-5, equal_nan=True)
+    region = np.zeros(small.cbf.shape, bool)
+    region[2:5, 3:8] = True
+    part = predict_maps(trained["scan"], trained["checkpoint"], region=region)
+    inside = region & trained["scan"].brain_mask
+    np.testing.assert_allclose(part.tmax[inside], large.tmax[inside], rtol=1e-5)
+    assert np.isnan(part.tmax[~inside]).all()
+
+
+def test_compute_maps_and_the_command_dispatch_to_stnet(trained, tmp_path):
+    direct = predict_maps(trained["scan"], trained["checkpoint"])
+    via = compute_maps(trained["scan"], method="stnet", checkpoint=trained["checkpoint"])
+    np.testing.assert_array_equal(via.tmax, direct.tmax)
+    sub = trained["subject"]
+    status = cli.main(["maps", "--dsc", str(sub / "dsc.nii.gz"), "--aif-mask", str(sub / "aif_mask.nii.gz"),
+                       "--brain-mask", str(sub / "brain_mask.nii.gz"), "--te-ms", str(TE_MS), "--method", "stnet",
+                       "--checkpoint", str(trained["checkpoint"]), "--out", str(tmp_path / "maps")])
+    assert status == 0 and (tmp_path / "maps" / "tmax.nii.gz").is_file()
+
+
+def test_a_finer_time_grid_is_resampled_onto_the_checkpoints(trained):
+    scan = trained["scan"]
+    fine_time = np.arange(59) * TR_S / 2
+    coarse_time = np.arange(30) * TR_S
+    fine = np.stack([np.interp(fine_time, coarse_time, c) for c in scan.signal.reshape(-1, 30)])
+    fine_scan = type(scan)(**{**scan.__dict__, "signal": fine.reshape(scan.signal.shape[:3] + (59,)).astype(np.float32),
+                              "tr_s": TR_S / 2})
+    np.testing.assert_allclose(resample_time(fine_scan.signal, TR_S / 2, 30, TR_S), scan.signal, rtol=1e-5)
+    expected = predict_maps(scan, trained["checkpoint"])
+    got = predict_maps(fine_scan, trained["checkpoint"])
+    np.testing.assert_allclose(got.cbv, expected.cbv, rtol=1e-4, atol=1e-4, equal_nan=True)
+
+
+def test_a_too_short_scan_is_refused(trained):
+    scan = trained["scan"]
+    short = type(scan)(**{**scan.__dict__, "signal": scan.signal[..., :20]})
+    with pytest.raises(StnetInputError, match="covers 28.5 s"):
+        predict_maps(short, trained["checkpoint"])
+
+
+def test_resampling_interpolates_linearly():
+    curves = np.arange(12, dtype=float).reshape(2, 6) * 2.0  # slope 2 per frame of 1 s
+    np.testing.assert_allclose(resample_time(curves, 1.0, 4, 1.5), 2.0 * np.arange(4) * 1.5 + [[0], [12]])
+    assert resample_time(curves, 1.0, 4, 1.0).shape == (2, 4)
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def test_checkpoint_errors_are_clear(trained, tmp_path):
+    good = load_checkpoint(trained["checkpoint"])
+    with pytest.raises(StnetInputError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(StnetInputError, match="corrupt"):
+        load_checkpoint(_write(tmp_path / "junk.pt", b"not a checkpoint"))
+    truncated = trained["checkpoint"].read_bytes()[:5000]
+    with pytest.raises(StnetInputError, match="corrupt"):
+        load_checkpoint(_write(tmp_path / "truncated.pt", truncated))
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(StnetInputError, match="not an ST-Net checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    torch.save({"format": "stnet-checkpoint", "format_version": 99}, tmp_path / "future.pt")
+    with pytest.raises(StnetInputError, match="format version 99"):
+        load_checkpoint(tmp_path / "future.pt")
+    torch.save({"format": "stnet-checkpoint", "format_version": 1, "config": good["config"],
+                "model": good["model"], "evil": np.random.default_rng(0)}, tmp_path / "pickled.pt")
+    with pytest.raises(StnetInputError, match="corrupt or not a torch file"):  # weights_only refuses objects
+        load_checkpoint(tmp_path / "pickled.pt")
+    incompatible = {**good, "config": {**good["config"], "temporal_channels": 32}}
+    save_checkpoint(incompatible, tmp_path / "incompatible.pt")
+    with pytest.raises(StnetInputError, match="does not fit"):
+        predict_maps(trained["scan"], tmp_path / "incompatible.pt")

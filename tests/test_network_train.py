@@ -1,0 +1,136 @@
+"""ST-Net training on a tiny cohort: files, resume bit-identity, 2-process DDP, the command."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import stnet_lib.network.train as train_module
+from stnet_lib._validation import StnetInputError
+from stnet_lib.commands import train as train_command
+from stnet_lib.network import STNet, STNetConfig, load_checkpoint, train_from_manifest
+from stnet_lib.network.cohort import Cohort, load_subjects, sample_epoch
+from stnet_lib.manifest import load_manifest
+from stnet_synthetic import write_cohort
+from stnet_synthetic_config import DDP_MODEL, DDP_TRAIN, TINY_TRAIN
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    return write_cohort(tmp_path_factory.mktemp("cohort"), np.random.default_rng(3))
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_sampling_follows_stride_and_ratio(manifest):
+    cohort = Cohort(load_subjects(load_manifest(manifest), "train", n_frames=30, dt_s=1.5))
+    rows = sample_epoch(cohort, stride=2, ratio=2.0, rng=np.random.default_rng(0))
+    lesion = cohort.lesion[rows]
+    assert lesion.sum() > 0 and (~lesion).sum() == 2 * lesion.sum()
+    coords, subject = cohort.coords.numpy()[rows[lesion]], cohort.subject.numpy()[rows[lesion]]
+    for s in np.unique(subject):  # one grid offset per subject
+        assert len({tuple(c) for c in coords[subject == s][:, :2] % 2}) == 1
+    assert len(np.unique(rows)) == len(rows)
+
+
+def test_training_writes_checkpoints_and_curves(manifest, tmp_path):
+    best = train_from_manifest(manifest, tmp_path, TINY_TRAIN, progress=False)
+    payload = load_checkpoint(tmp_path / "last.pt")
+    assert best.is_file() and payload["epoch"] == TINY_TRAIN.epochs - 1
+    config = STNetConfig.from_dict(payload["config"])
+    assert (config.n_frames, config.dt_s, config.vof_correction) == (30, 1.5, False)  # the series' own grid
+    with open(tmp_path / "learning_curve.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == list(range(TINY_TRAIN.epochs))
+    assert all(float(r["val_loss"]) > 0 and int(r["n_samples"]) > 0 for r in rows)
+    assert float(rows[-1]["train_supervised"]) < float(rows[0]["train_supervised"])
+    with pytest.raises(StnetInputError, match="--resume"):
+        train_from_manifest(manifest, tmp_path, TINY_TRAIN, progress=False)
+
+
+def test_resume_is_bit_identical_on_the_cpu(manifest, tmp_path, monkeypatch):
+    train_from_manifest(manifest, tmp_path / "whole", TINY_TRAIN, progress=False)
+    save = train_module._save_epoch
+
+    def interrupted(out_dir, net, optimizer, state, *args):
+        save(out_dir, net, optimizer, state, *args)
+        if state["epoch"] == 1:
+            raise KeyboardInterrupt  # killed after epoch 1 was written
+
+    monkeypatch.setattr(train_module, "_save_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_from_manifest(manifest, tmp_path / "cut", TINY_TRAIN, progress=False)
+    monkeypatch.setattr(train_module, "_save_epoch", save)
+    train_from_manifest(manifest, tmp_path / "cut", TINY_TRAIN, resume=True, progress=False)
+    whole, cut = _weights(tmp_path / "whole" / "last.pt"), _weights(tmp_path / "cut" / "last.pt")
+    assert all(torch.equal(whole[k], cut[k]) for k in whole)
+    with pytest.raises(StnetInputError, match="other settings"):
+        train_from_manifest(manifest, tmp_path / "cut", TINY_TRAIN.__class__(lr=0.5), resume=True, progress=False)
+
+
+def test_two_gloo_processes_train_the_same_model_as_one(manifest, tmp_path):
+    worker = Path(__file__).with_name("stnet_ddp_worker.py")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(worker.parent), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(worker), str(manifest), str(tmp_path / "ddp")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    train_from_manifest(manifest, tmp_path / "one", DDP_TRAIN, model_config=STNetConfig(**DDP_MODEL), progress=False)
+    one, two = _weights(tmp_path / "one" / "last.pt"), _weights(tmp_path / "ddp" / "last.pt")
+    torch.manual_seed(DDP_TRAIN.seed)
+    initial = STNet(STNetConfig(**DDP_MODEL)).state_dict()
+    n_steps = 2 * 4  # 2 epochs of 4 batches
+    for key in one:
+        difference = (two[key] - one[key]).abs()
+        # summation order differs, so gradients differ by rounding; Adam divides by √v, so a
+        # near-zero gradient may still move a weight by up to lr per step: bound by that
+        assert difference.max() <= 2 * DDP_TRAIN.lr * n_steps, key
+        assert difference.mean() < 1e-6, key
+    moved = (one["merge.0.weight"] - initial["merge.0.weight"]).abs().mean()
+    assert moved > 1e-4  # training did happen, far above the differences
+
+
+def test_command_trains_and_resumes(manifest, tmp_path, capsys):
+    args = ["--manifest", str(manifest), "--profile", "smoke", "--out", str(tmp_path), "--device", "cpu",
+            "--no-progress", "--epochs", "1", "--stride", "1"]
+    assert train_command.main(args) == 0
+    assert "best checkpoint" in capsys.readouterr().out
+    assert train_command.main([*args[:-4], "--epochs", "2", "--stride", "1", "--resume"]) == 0
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+    assert train_command.main([*args, "--n-frames", "20"]) == 2
+    assert "go together" in capsys.readouterr().err
+
+
+def test_learning_rate_schedules():
+    cosine = TINY_TRAIN.__class__(epochs=11, lr=1e-3, lr_min=1e-5, lr_schedule="cosine")
+    rates = [train_module._learning_rate(cosine, e) for e in range(11)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-5)
+    assert rates[5] == pytest.approx((1e-3 + 1e-5) / 2) and all(np.diff(rates) < 0)
+    assert train_module._learning_rate(TINY_TRAIN, 2) == TINY_TRAIN.lr
+    with pytest.raises(StnetInputError, match="lr_schedule"):
+        TINY_TRAIN.__class__(lr_schedule="step")
+    with pytest.raises(StnetInputError, match="out of range"):
+        TINY_TRAIN.__class__(stride=0)
+
+
+def test_time_shift_moves_patch_and_arterial_curve_together():
+    torch.manual_seed(0)
+    ramp = torch.arange(6.0)
+    batch = {"patches": ramp.expand(3, 1, 7, 7, 6).clone(), "reference": ramp.expand(3, 2, 6).clone(), "other": 1}
+    out = train_module._shift_in_time(batch, 2, channels_last=False)
+    shift = out["patches"][:, 0, 3, 3, 2] - 2  # frame 2 now holds frame 2 + shift
+    for n in range(3):
+        expected = (ramp + shift[n]).clamp(0, 5)
+        torch.testing.assert_close(out["patches"][n, 0, 0, 6], expected)
+        torch.testing.assert_close(out["reference"][n, 1], expected)
+    assert out["other"] == 1 and shift.abs().max() <= 2
