@@ -1,11 +1,12 @@
 """``python -m stnet_lib.report``: execute the notebooks with papermill, in order, into ``reports/<profile>/``.
 
-Each notebook gets the parameters ``profile``, ``device``, ``data_dir``, ``report_dir`` and
-``seed``. The notebooks write into a staging copy of the profile's report folder, which replaces
-the folder only when every notebook succeeded: a failure names the notebook and the cell, keeps
-the failed executed notebook for inspection, and leaves the earlier reports as they were.
-Expensive steps (cohort, training) cache their artefacts under ``data/`` and ``runs/`` and are not
-redone while valid.
+Each notebook gets the parameters ``profile``, ``device``, ``data_dir``, ``runs_dir``,
+``report_dir`` and ``seed`` (and ``manifest`` when a cohort of one's own is given). The notebooks
+write into a staging copy of the profile's report folder, which replaces the folder only when
+every notebook succeeded: a failure names the notebook and the cell, keeps the failed executed
+notebook for inspection, and leaves the earlier reports as they were. After the notebooks,
+``README.md`` sets the results beside the paper's. Expensive steps (cohort, training, maps,
+ablations) cache their artefacts under ``data/`` and ``runs/`` and are not redone while valid.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from pathlib import Path
 
 from .paths import DATA_DIR, NOTEBOOKS_DIR, REPORTS_DIR, RUNS_DIR
 
-__all__ = ["NOTEBOOKS", "PROFILES", "run_report", "main"]
+__all__ = ["NOTEBOOKS", "LAB_NOTEBOOKS", "PROFILES", "run_report", "main"]
 
 log = logging.getLogger(__name__)
 
-#: Notebooks in execution order: each may use what the ones before it cached.
-NOTEBOOKS = ("validation",)
+#: Notebooks in execution order: each may use what the ones before it cached (each also runs alone).
+NOTEBOOKS = ("cohort", "train", "baselines", "table2", "table1", "fig2", "fig3", "timing", "validation")
+#: Notebooks for researchers in JupyterLab (``make lab``), not part of the report; CI executes them too.
+LAB_NOTEBOOKS = ("explore",)
 PROFILES = ("smoke", "quick", "paper")
 
 
@@ -45,37 +48,57 @@ def _execute(name: str, parameters: dict, executed: Path) -> None:
             f"notebook {name}.ipynb failed in cell {error.cell_index} (execution count {error.exec_count}): "
             f"{error.ename}: {error.evalue}".splitlines()[0] + f" — executed copy: {executed}"
         ) from None
+    except Exception as error:  # the kernel died (killed, out of memory) or timed out: nbclient's own errors
+        raise NotebookFailed(f"notebook {name}.ipynb stopped: {type(error).__name__}: {error}".splitlines()[0]
+                             + f" — executed copy: {executed}") from error
 
 
 def run_report(profile: str = "quick", device: str = "cpu", *, notebooks=NOTEBOOKS, seed: int = 0,
-               reports_dir: Path = REPORTS_DIR) -> Path:
-    """Execute ``notebooks`` for ``profile``; return ``reports_dir/profile`` (replaced only on success)."""
-    final = Path(reports_dir) / profile
-    staging = final.with_name(f".{profile}.staging")
+               reports_dir: Path = REPORTS_DIR, manifest=None) -> Path:
+    """Execute ``notebooks`` for ``profile``; return the report folder (replaced only on success).
+
+    The folder is ``reports_dir/<profile>``; with ``manifest`` (a ``data_manifest.csv`` of one's
+    own cohort) it is ``reports_dir/<profile>-<the manifest's folder name>``, and the runs go to
+    ``runs/`` under the same name, so that they never mix with the synthetic cohort's.
+    """
+    from .experiments.readme import write_readme
+    from .profiles import get_profile
+
+    tag = profile if manifest is None else f"{profile}-{Path(manifest).resolve().parent.name}"
+    final = Path(reports_dir) / tag
+    staging = final.with_name(f".{tag}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     if final.exists():
         shutil.copytree(final, staging)
     (staging / "notebooks").mkdir(parents=True, exist_ok=True)
     parameters = {"profile": profile, "device": device, "data_dir": str(DATA_DIR / profile),
-                  "runs_dir": str(RUNS_DIR / profile), "report_dir": str(staging), "seed": seed}
+                  "runs_dir": str(RUNS_DIR / tag), "report_dir": str(staging), "seed": seed}
+    if manifest is not None:
+        parameters["manifest"] = str(Path(manifest).resolve())
+    begin, seconds = time.perf_counter(), {}
     for name in notebooks:
         start = time.perf_counter()
-        print(f"[{profile}] {name} ...", flush=True)
+        print(f"[{tag}] {name} ...", flush=True)
         try:
             _execute(name, parameters, staging / "notebooks" / f"{name}.ipynb")
-        except NotebookFailed:
-            failed = final.with_name(f"{profile}.failed")
+        except NotebookFailed as error:
+            failed = final.with_name(f"{tag}.failed")
             shutil.rmtree(failed, ignore_errors=True)
             os.replace(staging, failed)
-            raise
-        print(f"[{profile}] {name} done in {time.perf_counter() - start:.0f} s", flush=True)
-    old = final.with_name(f".{profile}.old")
+            raise NotebookFailed(str(error).replace(str(staging), str(failed))) from error.__cause__
+        seconds[name] = time.perf_counter() - start
+        print(f"[{tag}] {name} done in {seconds[name]:.0f} s", flush=True)
+    executed = [n for n in (*NOTEBOOKS, *notebooks) if (staging / "notebooks" / f"{n}.ipynb").is_file()]
+    write_readme(staging, get_profile(profile, seed), device=device, manifest=manifest,
+                 notebooks=tuple(dict.fromkeys(executed)), seconds=seconds)
+    print(f"[{tag}] all done in {time.perf_counter() - begin:.0f} s", flush=True)
+    old = final.with_name(f".{tag}.old")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.replace(final, old)
     os.replace(staging, final)
     shutil.rmtree(old, ignore_errors=True)
-    shutil.rmtree(final.with_name(f"{profile}.failed"), ignore_errors=True)
+    shutil.rmtree(final.with_name(f"{tag}.failed"), ignore_errors=True)
     return final
 
 
@@ -84,10 +107,12 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default="quick", choices=PROFILES)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--only", nargs="+", choices=NOTEBOOKS, help="run only these notebooks")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the ST-Net trainings (the cohort's is the profile's)")
+    parser.add_argument("--manifest", type=Path, help="report on this data_manifest.csv instead of the synthetic cohort")
     args = parser.parse_args(argv)
     try:
-        out = run_report(args.profile, args.device, notebooks=args.only or NOTEBOOKS, seed=args.seed)
+        out = run_report(args.profile, args.device, notebooks=args.only or NOTEBOOKS, seed=args.seed,
+                         manifest=args.manifest)
     except NotebookFailed as error:
         print(f"stnet report: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,197 @@
+"""Stage 6 — Fig. 3: how ST-Net's training choices change its accuracy in the hypoperfused area.
+
+Each run changes one setting of the profile's training (patch stride, normal:lesion ratio,
+learning rate, physics-loss weight) and sees the same number of training samples
+(:attr:`stnet_lib.profiles.AblationPlan.samples`), so that strides and ratios, which change
+the samples per epoch, get the same compute. Runs live in ``<runs_dir>/ablations/<name>/`` and
+are cached like the main training (:func:`stnet_lib.experiments.predictions.train_stnet`).
+
+Scoring: the HP metrics (reference Tmax > threshold in the brain) of CBV, CBF and Tmax on the
+labelled test subjects. The network is run only on the HP voxels and a margin of
+``HP_MARGIN_VOXELS`` in-plane voxels around them, enough for every 7×7 SSIM window centred in
+the HP, so that the HP metrics equal those of a whole-brain prediction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from ..evaluation import evaluate_subject
+from ..io import atomic_write
+from ..manifest import load_manifest
+from ..metrics import hypoperfusion_mask
+from ..network.checkpoint import load_checkpoint
+from ..network.cohort import Cohort, load_subjects, sample_epoch
+from ..network.inference import predict_maps
+from ..network.stnet import STNetConfig
+from ..network.train import TrainConfig, fit
+from ..profiles import Profile
+from .data import content_key, digest, file_key, held_out_subjects, subject_scan
+from .predictions import _training_key, time_grid, training_record
+
+__all__ = ["AXES", "AblationRun", "ablation_runs", "train_ablations", "score_ablations",
+           "ablation_summary", "HP_MARGIN_VOXELS"]
+
+log = logging.getLogger(__name__)
+
+#: Ablation axes: plan attribute → TrainConfig field.
+AXES = {"strides": "stride", "ratios": "ratio", "learning_rates": "lr", "physics_weights": "physics_weight"}
+#: In-plane margin [voxels] predicted around the HP (half the 7×7 SSIM window).
+HP_MARGIN_VOXELS = 3
+_SCORED_MAPS = ("cbv", "cbf", "tmax")
+
+
+@dataclass(frozen=True)
+class AblationRun:
+    """One training run of Fig. 3: its folder name and settings (epochs set from the sample budget)."""
+
+    name: str
+    config: TrainConfig
+
+
+def _name(cfg: TrainConfig) -> str:
+    return f"stride{cfg.stride}_ratio{cfg.ratio:g}_lr{cfg.lr:g}_w{cfg.physics_weight:g}"
+
+
+def ablation_runs(profile: Profile) -> tuple[list[AblationRun], pd.DataFrame]:
+    """The distinct runs of the profile's plan and a table ``axis, value, run`` (each axis's points).
+
+    The profile's own setting of an axis is shared by every axis (one run, not four).
+    """
+    runs, points = {}, []
+    for plan_name, field in AXES.items():
+        for value in getattr(profile.ablations, plan_name):
+            cfg = dataclasses.replace(profile.train, **{field: type(getattr(profile.train, field))(value)})
+            runs.setdefault(_name(cfg), AblationRun(_name(cfg), cfg))
+            points.append({"axis": field, "value": value, "run": _name(cfg)})
+    return list(runs.values()), pd.DataFrame(points)
+
+
+#: Bumped when the ablation runs' training data change (2: VOF correction as for the main model).
+ABLATION_DATA_VERSION = 2
+
+
+def _model_config(manifest_path, runs_dir) -> STNetConfig:
+    """The main ST-Net's configuration (time grid, input normalisation, layers), target statistics reset."""
+    best = Path(runs_dir) / "stnet" / "best.pt"
+    if best.is_file():
+        saved = STNetConfig.from_dict(dict(load_checkpoint(best)["config"]))
+        return dataclasses.replace(saved, target_mean=STNetConfig.target_mean, target_std=STNetConfig.target_std)
+    n_frames, dt_s = time_grid(manifest_path)
+    manifest = load_manifest(manifest_path)
+    used = manifest[manifest["split"].isin(["train", "val"])]
+    return STNetConfig(n_frames=n_frames, dt_s=dt_s, vof_correction=bool(used["vof_mask"].notna().any()))
+
+
+def _cohorts(manifest_path, model_config: STNetConfig) -> tuple[Cohort, Cohort]:
+    """Train and val subjects prepared exactly as for the main model (grid, normalisation, k_AV from the VOF)."""
+    manifest = load_manifest(manifest_path)
+    grid = {"n_frames": model_config.n_frames, "dt_s": model_config.dt_s,
+            "normalisation": model_config.input_normalisation, "vof_correction": model_config.vof_correction}
+    return tuple(Cohort(load_subjects(manifest, split, **grid), model_config.patch_size) for split in ("train", "val"))
+
+
+def train_ablations(manifest_path, runs_dir, profile: Profile, *, device: str = "cpu") -> pd.DataFrame:
+    """Train (or keep) every run of the plan; one row per run: ``run``, settings, ``epochs``, ``seconds``, ``status``."""
+    runs, _ = ablation_runs(profile)
+    model_config = _model_config(manifest_path, runs_dir)
+    cohorts, rows = None, []
+    for run in runs:
+        out = Path(runs_dir) / "ablations" / run.name
+        record = training_record(out)
+        key = _training_key(manifest_path, dataclasses.replace(run.config, epochs=0, patience=0), model_config)
+        key = digest(key, profile.ablations.samples, ABLATION_DATA_VERSION)
+        status = "cached"
+        if not (record.get("key") == key and record.get("complete") and (out / "best.pt").is_file()):
+            cohorts = cohorts or _cohorts(manifest_path, model_config)
+            record = _train_one(run, out, key, record, cohorts, model_config, profile.ablations.samples, device)
+            status = "computed"
+        rows.append({"run": run.name, "stride": run.config.stride, "ratio": run.config.ratio, "lr": run.config.lr,
+                     "physics_weight": run.config.physics_weight, "epochs": record["epochs"],
+                     "samples_per_epoch": record["samples_per_epoch"], "seconds": record["seconds"], "status": status})
+    return pd.DataFrame(rows)
+
+
+def _train_one(run: AblationRun, out: Path, key: str, record: dict, cohorts, model_config, samples: int,
+               device: str) -> dict:
+    train, val = cohorts
+    cfg = run.config
+    per_epoch = len(sample_epoch(train, stride=cfg.stride, ratio=cfg.ratio, rng=np.random.default_rng([cfg.seed, 0])))
+    epochs = max(1, int(round(samples / max(per_epoch, 1))))
+    cfg = dataclasses.replace(cfg, epochs=epochs, patience=epochs)
+    if out.exists() and record.get("key") != key:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    fit(train, val, model_config, cfg, out, resume=True, device=device, progress=False)
+    record = {"key": key, "complete": True, "train_config": dataclasses.asdict(cfg), "epochs": epochs,
+              "samples_per_epoch": per_epoch, "seconds": time.perf_counter() - start}
+    with atomic_write(out / "train.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def _subject_inputs(row: dict, threshold_s: float):
+    scan = subject_scan(row)
+    reference = {m: np.asarray(nib.load(row[m]).dataobj, dtype=np.float64) for m in _SCORED_MAPS}
+    brain = scan.brain_mask
+    hp = hypoperfusion_mask(reference["tmax"], threshold_s=threshold_s, mask=brain)
+    margin = np.ones((2 * HP_MARGIN_VOXELS + 1,) * 2 + (1,), dtype=bool)
+    return scan, reference, brain, hp, ndimage.binary_dilation(hp, structure=margin)
+
+
+def score_ablations(manifest_path, runs_dir, profile: Profile, *, device: str = "cpu") -> pd.DataFrame:
+    """HP metrics of every ablation run on the labelled test subjects (per-subject rows, cached).
+
+    Returns
+    -------
+    DataFrame
+        :data:`stnet_lib.evaluation.RESULT_COLUMNS` (region ``HP`` only) plus ``run``.
+    """
+    runs, _ = ablation_runs(profile)
+    rows = held_out_subjects(manifest_path, labelled=True, limit=profile.ablations.n_subjects)
+    checkpoints = {run.name: Path(runs_dir) / "ablations" / run.name / "best.pt" for run in runs}
+    key = digest({k: file_key(v) for k, v in checkpoints.items()}, content_key(manifest_path),
+                 dataclasses.asdict(profile.evaluation), list(rows["subject_id"]))
+    cache = Path(runs_dir) / "ablations" / "scores.csv"
+    stamp = cache.with_suffix(".json")
+    try:
+        if json.loads(stamp.read_text()).get("key") == key:
+            return pd.read_csv(cache, dtype={"subject_id": str})
+    except (OSError, ValueError):
+        pass
+    tables = []
+    for row in rows.to_dict("records"):
+        scan, reference, brain, hp, region = _subject_inputs(row, profile.evaluation.threshold_s)
+        ranges = {m: float(np.ptp(reference[m][brain])) for m in _SCORED_MAPS}
+        config = dataclasses.replace(profile.evaluation, maps=_SCORED_MAPS, data_range=ranges)
+        for name, checkpoint in checkpoints.items():
+            estimate = predict_maps(scan, checkpoint, device=device, region=region)
+            table = evaluate_subject(reference, estimate, brain_mask=region & brain, spacing_mm=scan.zooms_mm,
+                                     hp_mask=hp, evaluate_segmentation=False, subject_id=str(row["subject_id"]),
+                                     method="stnet", config=config)
+            tables.append(table[table["region"] == "HP"].assign(run=name))
+    scores = pd.concat(tables, ignore_index=True)
+    with atomic_write(cache) as tmp:
+        scores.to_csv(tmp, index=False)
+    with atomic_write(stamp) as tmp:
+        tmp.write_text(json.dumps({"key": key}) + "\n")
+    return scores
+
+
+def ablation_summary(scores: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over subjects of each run's HP metrics, one row per axis × value × map × metric."""
+    stats = (scores.groupby(["run", "map", "metric"])["value"]
+             .agg(mean="mean", std="std", n_valid="count").reset_index())
+    return points.merge(stats, on="run", how="left")

@@ -1,0 +1,171 @@
+"""Stage 6 — ``reports/<profile>/README.md``: our results beside the paper's, the conventions, the
+profile and what differs from the paper. Written by ``python -m stnet_lib.report`` after the
+notebooks, from the tables they saved (a table not produced is said to be missing).
+"""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+from .. import __version__, paper
+from ..deconvolution import METHODS
+from ..paths import ROOT
+from ..profiles import Profile
+from ..reporting import markdown_table, save_markdown
+
+__all__ = ["write_readme", "DIFFERENCES"]
+
+#: What differs from the paper, whatever the profile.
+DIFFERENCES = (
+    "**Data.** The paper's 138 acute-stroke patients are private. The synthetic cohort stands in for them: "
+    "MNI152-derived brains, territory-shaped lesions, delay and dispersion, and Rician noise "
+    "(`cohort_statistics.md`, `cohort_departures.md`). A real cohort can replace it through a manifest "
+    "(`python -m stnet_lib.report --manifest data_manifest.csv`).",
+    "**Reference maps.** The reference is the simulation's exact truth: CBV and CBF as simulated, "
+    "MTT = 60·CBV/CBF, and Tmax = delay + argmax of the dispersed residue. The paper used RAPID's maps, so its "
+    "network learned RAPID's estimator. On our data the deconvolution baselines carry their own "
+    "calibration biases against the truth (for example, oSVD underestimates CBF under dispersion), and ST-Net "
+    "does not inherit them.",
+    "**Physics loss.** Eq. 9 is implemented as written: ∫C_t from each voxel's own signal, eq. 4 inverted "
+    "with the predicted CBV, integrals in seconds. The authors' code has indexing and scaling bugs in this "
+    "term (`stnet_lib/network/physics_loss.py`). The default weight is w = 0.1.",
+    "**Network inputs.** Concentrations are normalised by the mean arterial concentration, and the targets are "
+    "standardised with the training set's statistics. The authors fed raw scanner signal and used fixed divisors. "
+    "Validation holds out whole subjects, not 20 % of pooled voxels. The training grid offset and the normal "
+    "voxels are redrawn every epoch.",
+    "**Time grid.** The network reads 50 frames at one interval. Every scan is resampled onto the grid that all "
+    "of the cohort's scans cover, because the synthetic TR varies between subjects.",
+    "**Table 1 labels.** The labelled test subjects' lesion masks are the reference Tmax > 6 s, not a "
+    "radiologist's outline.",
+)
+
+
+_TIMING_COLUMNS = ("method", "device", "runs", "seconds_per_10k_voxels", "paper_seconds_per_10k_voxels")
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=10, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _table(report_dir: Path, name: str, what: str, floatfmt: str = ".3f", columns=None) -> str:
+    path = report_dir / f"{name}.csv"
+    if not path.is_file():
+        return f"*{what}: not produced in this run (`{name}.csv` missing).*\n"
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    table = table[[c for c in columns if c in table]] if columns else table
+    return markdown_table(table, floatfmt=floatfmt)
+
+
+def _schedule(train) -> str:
+    schedule = getattr(train, "lr_schedule", "constant")
+    return "" if schedule == "constant" else f" ({schedule} decay to {getattr(train, 'lr_min', 0):g})"
+
+
+def _profile_lines(profile: Profile, device: str, manifest) -> list[str]:
+    c, t, a = profile.cohort, profile.train, profile.ablations
+    cohort = (f"your manifest `{manifest}`" if manifest else
+              f"synthetic, {c.n_subjects} subjects on a {'×'.join(map(str, c.shape))} grid "
+              f"({'×'.join(f'{v:g}' for v in c.voxel_mm)} mm, {c.n_frames} frames): {c.n_train} train, {c.n_val} val, "
+              f"{c.n_test_labelled + c.n_test_unlabelled} test ({c.n_test_labelled} labelled), seed {c.seed}")
+    return [
+        f"- Profile `{profile.name}`: {profile.description}. Device: `{device}`.",
+        f"- Cohort: {cohort}.",
+        f"- ST-Net training: Adam, lr {t.lr:g}{_schedule(t)}, batch {t.batch_size}, at most {t.epochs} epochs, early stop after "
+        f"{t.patience} epochs without improvement, stride {t.stride}, normal:lesion {t.ratio:g}:1, "
+        f"physics weight {t.physics_weight:g}, seed {t.seed}. The paper used lr 1e-4, batch 512, ≤ 400 epochs, "
+        "patience 50, stride 3 and 2:1.",
+        f"- Fig. 3 ablations: strides {list(a.strides)}, ratios {list(a.ratios)}, learning rates "
+        f"{list(a.learning_rates)}, physics weights {list(a.physics_weights)}. Every run sees {a.samples:,} "
+        "training samples, so these are short runs with an equal budget, not trainings to convergence. The "
+        "ablation of one output against three is not run, because the network has three outputs only.",
+        f"- Baselines: {', '.join(m for m in profile.baselines if m in METHODS)}"
+        + (f"; options {profile.method_options}" if profile.method_options else "")
+        + "".join(f"; {m} is not available in this installation" for m in profile.baselines if m not in METHODS) + ".",
+    ]
+
+
+def _run_times(seconds: dict) -> list[str]:
+    if not seconds:
+        return []
+    table = pd.DataFrame({"notebook": [*seconds, "total"], "seconds": [*seconds.values(), sum(seconds.values())]})
+    return ["## Run time", "",
+            f"Wall-clock seconds of this run on {_machine()}. Cached steps (cohort, training, maps) take "
+            "seconds when they are still valid.", "", markdown_table(table, floatfmt=".0f")]
+
+
+def _machine() -> str:
+    import os
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{os.cpu_count()} CPU cores (load average {load:.1f} at the end)"
+
+
+def write_readme(report_dir, profile: Profile, *, device: str = "cpu", manifest=None, notebooks=(),
+                 seconds: dict | None = None) -> Path:
+    """Write ``report_dir/README.md`` from the tables the notebooks saved there (and the notebooks' run times)."""
+    report_dir = Path(report_dir)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"# Results: profile `{profile.name}`",
+        "",
+        f"Regenerated by `make report PROFILE={profile.name} DEVICE={device}` on {now}, with stnet {__version__} at "
+        f"git {_git_revision()}. Executed notebooks are in `notebooks/`. Paper: {paper.CITATION}.",
+        "",
+        "## Our results beside the paper's",
+        "",
+        f"### Table 1: hypoperfusion segmentation (Tmax > 6 s) on the labelled test subjects "
+        f"(paper: {paper.TABLE1_N_SUBJECTS} patients)",
+        "",
+        _table(report_dir, "table1", "Table 1"),
+        "The ROC-optimal threshold minimises |TPR − (1 − FPR)| for each subject. The column gives its mean. The paper's "
+        f"value is {paper.ROC_OPTIMAL_THRESHOLD_S} s, against the clinical 6 s. Paired tests are in `table1_tests.md`.",
+        "",
+        f"### Table 2: whole-brain agreement with the reference (paper: {paper.TABLE2_N_SUBJECTS} test patients)",
+        "",
+        _table(report_dir, "table2_beside_paper", "Table 2 beside the paper"),
+        "The paper's numbers use the authors' convention: per-slice min–max normalisation, then 1-D SSIM and PSNR on "
+        "the brain voxels. The full Table 2 is `table2.md` (standard convention: masked 2-D SSIM, explicit data "
+        "range) and `table2_paper_convention.md`. Both cover WB and HP for every map and include paired p-values.",
+        "",
+        f"### Timing: seconds per 10,000 brain voxels (paper: {paper.TIMING_DEVICE}, batch {paper.TIMING_BATCH})",
+        "",
+        _table(report_dir, "timing", "Timing", columns=_TIMING_COLUMNS),
+        "",
+        "## Conventions",
+        "",
+        "- Units: CBV in ml/100g, CBF in ml/100g/min, MTT and Tmax in s. Maps are NaN outside the brain mask.",
+        "- WB is the brain mask. HP is the reference Tmax > 6 s inside the brain. Values are mean (std) over test "
+        "subjects (ddof = 1); `[status=k]` counts subjects whose value was excluded or substituted "
+        "(`stnet_lib/evaluation.py`).",
+        "- Paired tests compare ST-Net with each other method on the same subjects, with the Wilcoxon signed-rank "
+        "test and the paired t-test (Benjamini–Hochberg adjusted values are in the CSVs). With few test "
+        "subjects, p-values cannot be small.",
+        "- Segmentation: Dice, IoU and HD95 [mm] use Tmax > 6 s. The AUC scores each subject's Tmax inside the brain.",
+        "",
+        "## Profile and settings",
+        "",
+        *_profile_lines(profile, device, manifest),
+        "",
+        "## What differs from the paper",
+        "",
+        *[f"- {item}" for item in DIFFERENCES],
+        "",
+        "## Files",
+        "",
+        "Each notebook writes its tables (`.md` and `.csv`) and figures (`.png`) here: "
+        + ", ".join(f"`{name}`" for name in notebooks) + ".",
+        "",
+        *_run_times(seconds or {}),
+    ]
+    return save_markdown("\n".join(lines), report_dir / "README.md")

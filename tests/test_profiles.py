@@ -1,0 +1,64 @@
+"""Profiles compose their owners' settings (never copies) and the paper profile is the paper's."""
+
+import dataclasses
+
+import pytest
+
+from stnet_lib import paper
+from stnet_lib._validation import StnetInputError
+from stnet_lib.commands.train import TRAIN_PROFILES
+from stnet_lib.experiments.ablations import AXES, ablation_runs
+from stnet_lib.profiles import PROFILES, get_profile
+from stnet_lib.simulation.cohort import PROFILES as COHORT_PROFILES
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_a_profile_is_the_cohort_and_training_of_the_same_name(name):
+    profile = PROFILES[name]
+    assert profile.name == name
+    assert profile.cohort is COHORT_PROFILES[name]
+    assert profile.train is TRAIN_PROFILES[name]
+
+
+def test_the_paper_profile_has_the_papers_cohort_split_and_training():
+    profile = PROFILES["paper"]
+    cohort, train = profile.cohort, profile.train
+    assert cohort.n_subjects == 138
+    assert cohort.n_test_labelled + cohort.n_test_unlabelled == paper.TABLE2_N_SUBJECTS
+    assert cohort.n_test_labelled == paper.TABLE1_N_SUBJECTS
+    assert cohort.n_train + cohort.n_val == 52
+    assert (cohort.shape, cohort.n_frames) == ((256, 256, 20), 50)
+    assert (train.lr, train.batch_size, train.epochs, train.patience, train.stride, train.ratio) == (
+        1e-4, 512, 400, 50, 3, 2.0)
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_every_ablation_axis_includes_the_profiles_own_setting(name):
+    profile = PROFILES[name]
+    for plan_name, field in AXES.items():
+        assert getattr(profile.train, field) in getattr(profile.ablations, plan_name), (name, field)
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_ablation_runs_share_the_base_run_and_change_one_setting_each(name):
+    profile = PROFILES[name]
+    runs, points = ablation_runs(profile)
+    extra = sum(len(getattr(profile.ablations, plan)) - 1 for plan in AXES)
+    assert len(runs) == 1 + extra
+    assert len(points) == sum(len(getattr(profile.ablations, plan)) for plan in AXES)
+    base = dataclasses.asdict(profile.train)
+    for run in runs:
+        changed = {k for k, v in dataclasses.asdict(run.config).items() if v != base[k]}
+        assert len(changed) <= 1 and changed <= set(AXES.values()), run.name
+
+
+def test_with_seed_changes_only_the_training_seed():
+    profile = get_profile("quick", seed=7)
+    assert profile.train.seed == 7
+    assert dataclasses.replace(profile.train, seed=PROFILES["quick"].train.seed) == PROFILES["quick"].train
+    assert profile.cohort == PROFILES["quick"].cohort
+
+
+def test_an_unknown_profile_is_refused_with_the_choices():
+    with pytest.raises(StnetInputError, match=r"profile must be one of \('smoke', 'quick', 'paper'\); got 'fast'"):
+        get_profile("fast")
