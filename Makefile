@@ -41,8 +41,9 @@ test: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/python -m jupyter lab --notebook-dir=notebooks
 
+# The speed scripts (bench/tune_*.py are parameter searches, not benchmarks: run them by hand).
 bench: $(STAMP)
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit $$?; done
+	@for script in $(filter-out bench/tune_%,$(wildcard bench/*.py)); do echo "== $$script"; $(BIN)/python $$script || exit $$?; done
 
 # Fill a folder with every wheel an offline (air-gapped) install needs: then `make report WHEELS=wheelhouse`.
 wheels: $(STAMP)
