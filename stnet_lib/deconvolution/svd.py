@@ -47,11 +47,15 @@ def _spectra(c_tissue, c_aif, dt_s, n_out):
     return tissue_spectrum, aif_spectrum, length
 
 
+def _quotient(tissue_spectrum, aif_spectrum):
+    """Unfiltered spectral deconvolution C_t(f)/A(f), with A(f) = 0 left out (set to 1, always truncated)."""
+    return tissue_spectrum / torch.where(aif_spectrum.abs() > 0, aif_spectrum, torch.ones_like(aif_spectrum))
+
+
 def _filtered_inverse(tissue_spectrum, aif_spectrum, keep, length):
     """Residues from the pseudo-inverse that keeps the frequencies where ``keep`` (…, n_freq) is True."""
-    safe = torch.where(aif_spectrum.abs() > 0, aif_spectrum, torch.ones_like(aif_spectrum))
-    quotient = torch.where(keep, tissue_spectrum / safe, torch.zeros_like(tissue_spectrum))
-    return torch.fft.irfft(quotient, n=length, dim=-1)
+    quotient = _quotient(tissue_spectrum, aif_spectrum)
+    return torch.fft.irfft(torch.where(keep, quotient, torch.zeros_like(quotient)), n=length, dim=-1)
 
 
 def csvd(
@@ -92,7 +96,7 @@ def osvd(
     """
     tissue_spectrum, aif_spectrum, length = _spectra(c_tissue, c_aif, dt_s, n_out)
     magnitude = aif_spectrum.abs()
-    quotient = tissue_spectrum / torch.where(magnitude > 0, aif_spectrum, torch.ones_like(aif_spectrum))
+    quotient = _quotient(tissue_spectrum, aif_spectrum)
     levels = torch.tensor(thresholds, dtype=magnitude.dtype, device=magnitude.device) * magnitude.max()
     out = torch.empty(c_tissue.shape[:-1] + (length,), dtype=c_tissue.dtype, device=c_tissue.device)
     for start in range(0, c_tissue.shape[0], block_size):
