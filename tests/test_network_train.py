@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,14 +78,29 @@ def test_resume_is_bit_identical_on_the_cpu(manifest, tmp_path, monkeypatch):
         train_from_manifest(manifest, tmp_path / "cut", TINY_TRAIN.__class__(lr=0.5), resume=True, progress=False)
 
 
+def _torchrun(script: Path, *args, nproc: int = 2) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(script.parent), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1",
+           # gloo otherwise binds to the address the host name resolves to, which on some machines
+           # (host name "localhost" resolving to an unusable ::1) aborts a worker: use loopback
+           "GLOO_SOCKET_IFNAME": os.environ.get("GLOO_SOCKET_IFNAME", "lo")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               str(script), *map(str, args)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _cause(done: subprocess.CompletedProcess) -> str:
+    lines = [line for line in done.stderr.splitlines() if re.search(r"terminate|what\(\)|Error|error:", line)]
+    return "\n".join(lines[:20]) + "\n" + done.stderr[-1500:]
+
+
 def test_two_gloo_processes_train_the_same_model_as_one(manifest, tmp_path):
-    worker = Path(__file__).with_name("stnet_ddp_worker.py")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(worker.parent), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               str(worker), str(manifest), str(tmp_path / "ddp")]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    probe = _torchrun(Path(__file__).with_name("gloo_probe_worker.py"))
+    if probe.returncode != 0:
+        pytest.skip("this machine cannot run two gloo processes at all (not an stnet failure): "
+                    + _cause(probe).strip().splitlines()[0][:300])
+    done = _torchrun(Path(__file__).with_name("stnet_ddp_worker.py"), manifest, tmp_path / "ddp")
+    assert done.returncode == 0, _cause(done)
     train_from_manifest(manifest, tmp_path / "one", DDP_TRAIN, model_config=STNetConfig(**DDP_MODEL), progress=False)
     one, two = _weights(tmp_path / "one" / "last.pt"), _weights(tmp_path / "ddp" / "last.pt")
     torch.manual_seed(DDP_TRAIN.seed)
