@@ -9,7 +9,7 @@ from .constants import MAP_NAMES, UNITS
 
 __all__ = ["plot_map_grid", "plot_curves", "DISPLAY_RANGES", "METHOD_COLOURS", "plot_residual_grid",
            "plot_hypoperfusion", "plot_metric_boxes", "plot_segmentation_boxes", "plot_learning_curve",
-           "plot_ablation", "plot_timing", "plot_method_comparison", "plot_voxel_explorer"]
+           "plot_ablation", "plot_output_ablation", "plot_timing", "plot_method_comparison", "plot_voxel_explorer"]
 
 #: Display ranges per map (those of clinical viewers: CBV 0–8, CBF 0–80, MTT 0–12, Tmax 0–12).
 DISPLAY_RANGES = {"cbv": (0, 8), "cbf": (0, 80), "mtt": (0, 12), "tmax": (0, 12)}
@@ -225,6 +225,33 @@ def plot_ablation(summary, *, metrics=("ssim", "psnr", "pcc"), maps=("cbv", "cbf
                 ax.set_xticks(positions, [f"{v:g}" for v in rows["value"]])
             ax.set_xlabel(axis.replace("_", " ") if r == len(metrics) - 1 else "")
             ax.set_ylabel(f"HP {metric.upper()}" if c == 0 else "")
+    axes[0, -1].legend(fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def plot_output_ablation(summary, *, metrics=("ssim", "psnr", "pcc"), maps=("cbv", "cbf", "tmax"),
+                         labels=("three outputs", "one output"), title: str = ""):
+    """Fig. 3, one output against three: per map, the HP metric (mean ± std over subjects) of each.
+
+    ``summary`` has the columns ``axis, value, map, metric, mean, std``
+    (:func:`stnet_lib.experiments.ablations.ablation_summary`); its rows of axis ``outputs``
+    are drawn as grouped bars, one group per map, one bar per label of ``labels``.
+    """
+    rows = summary[summary["axis"] == "outputs"]
+    figure, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 2.8), squeeze=False)
+    width = 0.8 / len(labels)
+    positions = np.arange(len(maps))
+    for ax, metric in zip(axes[0], metrics):
+        for k, label in enumerate(labels):
+            picked = rows[(rows["metric"] == metric) & (rows["value"] == label)].set_index("map")
+            picked = picked.reindex(list(maps))
+            ax.bar(positions + (k - (len(labels) - 1) / 2) * width, picked["mean"], width,
+                   yerr=picked["std"].fillna(0), capsize=3, label=label)
+        ax.set_xticks(positions, [m.upper() for m in maps])
+        ax.set_ylabel(f"HP {metric.upper()}")
     axes[0, -1].legend(fontsize=8)
     if title:
         figure.suptitle(title)

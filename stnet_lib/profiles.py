@@ -20,19 +20,22 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ._validation import check_in_allowed
+from ._validation import StnetInputError, check_in_allowed
 from .commands.train import TRAIN_PROFILES
 from .evaluation import EvaluationConfig
+from .network.stnet import TARGET_NAMES
 from .network.train import TrainConfig
 from .simulation.cohort import PROFILES as COHORT_PROFILES
 from .simulation.cohort import CohortProfile
 
-__all__ = ["BASELINES", "TABLE_METHODS", "AblationPlan", "Profile", "PROFILES", "get_profile"]
+__all__ = ["BASELINES", "TABLE_METHODS", "OUTPUT_CHOICES", "AblationPlan", "Profile", "PROFILES", "get_profile"]
 
 #: Classical baselines run over every test subject, in table order (Fang's TTV included).
 BASELINES = ("ssvd", "csvd", "osvd", "ttv")
 #: Methods of the paper's tables: ST-Net, Fang's TTV, and oSVD as the clinical standard.
 TABLE_METHODS = ("stnet", "ttv", "osvd")
+#: Points of the outputs ablation: the three-output network, and one single-output network per map.
+OUTPUT_CHOICES = ("all", *TARGET_NAMES)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ class AblationPlan:
         Adam learning rates.
     physics_weights : tuple of float
         w of eq. 9 (0 = no physics loss).
+    outputs : tuple of str
+        The paper's ablation of one output against three: ``"all"`` is the profile's
+        three-output network, a map name (``"cbv"``, ``"cbf"``, ``"tmax"``) a network with that
+        single output (without CBV it has no physics term; see
+        ``stnet_lib.experiments.ablations``). Values of :data:`OUTPUT_CHOICES`, each once.
     samples : int
         Training samples each run sees (its epochs = samples / samples per epoch, at least 1),
         so that runs of different strides and ratios get the same compute budget.
@@ -62,6 +70,14 @@ class AblationPlan:
     physics_weights: tuple[float, ...]
     samples: int
     n_subjects: int | None = None
+    outputs: tuple[str, ...] = OUTPUT_CHOICES
+
+    def __post_init__(self) -> None:
+        """Refuse unknown or repeated points of the outputs axis."""
+        for value in self.outputs:
+            check_in_allowed(value, OUTPUT_CHOICES, "ablation outputs")
+        if len(set(self.outputs)) != len(self.outputs):
+            raise StnetInputError(f"ablation outputs must not repeat a value; got {self.outputs!r}")
 
 
 @dataclass(frozen=True)
@@ -117,14 +133,16 @@ def _weights(train: TrainConfig) -> tuple[float, float]:
 #: Fig. 3 budgets: ``quick`` gives each run 100,000 samples (about 50 of its epochs): ST-Net
 #: leaves its initial plateau only after 20,000–60,000 samples (the quick runs' learning curves;
 #: 40,000 left some runs on it), and it keeps two values per axis to stay within the 20-minute
-#: budget; ``smoke`` one epoch per run.
+#: budget (each run about 50 s on 2 cores; the three single-output runs of the outputs axis add
+#: about 2.5 min); ``smoke`` one epoch per run.
 PROFILES = {
     "smoke": Profile(
         "smoke", "a few tiny subjects: checks that every notebook runs (numbers mean nothing)",
         COHORT_PROFILES["smoke"], TRAIN_PROFILES["smoke"],
         method_options={"ttv": {"n_iter": 10}},
         ablations=AblationPlan(strides=(2, 3), ratios=(1.0, 2.0), learning_rates=(TRAIN_PROFILES["smoke"].lr,),
-                               physics_weights=_weights(TRAIN_PROFILES["smoke"]), samples=32, n_subjects=1),
+                               physics_weights=_weights(TRAIN_PROFILES["smoke"]), samples=32, n_subjects=1,
+                               outputs=OUTPUT_CHOICES),
         timing_repeats=1,
     ),
     "quick": Profile(
@@ -132,7 +150,8 @@ PROFILES = {
         COHORT_PROFILES["quick"], TRAIN_PROFILES["quick"],
         ablations=AblationPlan(strides=(1, 3), ratios=(1.0, 2.0),
                                learning_rates=(TRAIN_PROFILES["quick"].lr, TRAIN_PROFILES["paper"].lr),
-                               physics_weights=_weights(TRAIN_PROFILES["quick"]), samples=100_000, n_subjects=None),
+                               physics_weights=_weights(TRAIN_PROFILES["quick"]), samples=100_000, n_subjects=None,
+                               outputs=OUTPUT_CHOICES),
         timing_repeats=3,
     ),
     "paper": Profile(
@@ -140,7 +159,8 @@ PROFILES = {
         COHORT_PROFILES["paper"], TRAIN_PROFILES["paper"],
         ablations=AblationPlan(strides=(1, 2, 3, 4, 5), ratios=(1.0, 2.0, 3.0, 4.0),
                                learning_rates=(1e-3, TRAIN_PROFILES["paper"].lr, 1e-5),
-                               physics_weights=_weights(TRAIN_PROFILES["paper"]), samples=5_000_000),
+                               physics_weights=_weights(TRAIN_PROFILES["paper"]), samples=5_000_000,
+                               outputs=OUTPUT_CHOICES),
         timing_repeats=5,
     ),
 }

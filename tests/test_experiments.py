@@ -44,9 +44,11 @@ def cohort(small_scan):
     return {"manifest": path, "runs": folder / "runs", **small_scan}
 
 
-def _random_checkpoint(path, n_frames=40, dt_s=1.5):
+def _random_checkpoint(path, n_frames=40, dt_s=1.5, outputs=("cbv", "cbf", "tmax")):
     torch.manual_seed(0)
-    config = STNetConfig(n_frames=n_frames, dt_s=dt_s, target_mean=(3.0, 40.0, 2.0), target_std=(1.0, 10.0, 1.0))
+    stats = {"cbv": (3.0, 1.0), "cbf": (40.0, 10.0), "tmax": (2.0, 1.0)}
+    config = STNetConfig(n_frames=n_frames, dt_s=dt_s, outputs=outputs, target_mean=tuple(stats[m][0] for m in outputs),
+                         target_std=tuple(stats[m][1] for m in outputs))
     weights = {k: v.detach().clone() for k, v in STNet(config).state_dict().items()}
     return save_checkpoint({"config": config.to_dict(), "model": weights}, path)
 
@@ -188,7 +190,7 @@ def test_a_voxel_curve_is_that_voxels_concentration_and_outside_the_brain_is_ref
 
 def test_ablation_scores_are_the_hp_rows_of_a_whole_brain_evaluation_and_are_cached(cohort, monkeypatch):
     plan = dataclasses.replace(PROFILES["smoke"].ablations, strides=(3,), ratios=(2.0,), physics_weights=(0.1,),
-                               n_subjects=1)
+                               n_subjects=1, outputs=("all",))
     profile = dataclasses.replace(PROFILES["smoke"], ablations=plan, evaluation=EvaluationConfig(convention="paper"))
     (run,), _ = ablations.ablation_runs(profile)
     checkpoint = _random_checkpoint(cohort["runs"] / "ablations" / run.name / "best.pt")
@@ -203,6 +205,72 @@ def test_ablation_scores_are_the_hp_rows_of_a_whole_brain_evaluation_and_are_cac
     np.testing.assert_allclose(scores["value"], whole["value"], rtol=1e-6)
     monkeypatch.setattr(ablations, "predict_maps", lambda *a, **k: pytest.fail("the cache was not used"))
     pd.testing.assert_frame_equal(ablations.score_ablations(cohort["manifest"], cohort["runs"], profile), scores)
+
+
+def test_a_single_output_run_is_scored_on_its_own_map_only(cohort):
+    plan = dataclasses.replace(PROFILES["smoke"].ablations, strides=(3,), ratios=(2.0,), physics_weights=(0.1,),
+                               n_subjects=1, outputs=("all", "cbf"))
+    profile = dataclasses.replace(PROFILES["smoke"], ablations=plan, evaluation=EvaluationConfig(convention="paper"))
+    base, single = ablations.ablation_runs(profile)[0]
+    assert (base.outputs, single.outputs, single.config.physics_weight) == (("cbv", "cbf", "tmax"), ("cbf",), 0.0)
+    _random_checkpoint(cohort["runs"] / "ablations" / base.name / "best.pt")
+    checkpoint = _random_checkpoint(cohort["runs"] / "ablations" / single.name / "best.pt", outputs=("cbf",))
+    scores = ablations.score_ablations(cohort["manifest"], cohort["runs"], profile)
+    assert len(scores[scores["run"] == base.name]) == 15
+    mine = scores[scores["run"] == single.name]
+    assert set(mine["map"]) == {"cbf"} and len(mine) == 5
+    scan = subject_scan(held_out_subjects(cohort["manifest"]).iloc[0])
+    reference = subjects.reference_maps(load_manifest(cohort["manifest"]).iloc[0].to_dict())
+    whole = evaluate_subject({"cbf": reference["cbf"], "tmax": reference["tmax"]}, predict_maps(scan, checkpoint),
+                             brain_mask=scan.brain_mask, spacing_mm=scan.zooms_mm, evaluate_segmentation=False,
+                             config=dataclasses.replace(profile.evaluation, maps=("cbf",)))
+    np.testing.assert_allclose(mine["value"], whole[whole["region"] == "HP"]["value"], rtol=1e-6)
+
+
+def test_ablation_training_gives_each_run_its_outputs_and_the_same_sample_budget(cohort, monkeypatch):
+    train = PROFILES["smoke"].train
+    plan = dataclasses.replace(PROFILES["smoke"].ablations, strides=(train.stride,), ratios=(train.ratio,),
+                               learning_rates=(train.lr,), physics_weights=(train.physics_weight,),
+                               outputs=("all", "cbv", "tmax"), samples=40)
+    profile = dataclasses.replace(PROFILES["smoke"], ablations=plan)
+    calls = []
+
+    def fake_fit(train_cohort, val_cohort, model_config, cfg, out, **kwargs):
+        calls.append((model_config.outputs, model_config.target_mean, cfg.physics_weight, cfg.epochs))
+        (out / "best.pt").write_text("weights")
+        return out / "best.pt"
+
+    monkeypatch.setattr(ablations, "_cohorts", lambda *args: ("train", "val"))
+    monkeypatch.setattr(ablations, "sample_epoch", lambda cohort, **kwargs: np.arange(8))  # 8 samples per epoch
+    monkeypatch.setattr(ablations, "fit", fake_fit)
+    table = ablations.train_ablations(cohort["manifest"], cohort["runs"], profile)
+    assert list(table["outputs"]) == ["cbv+cbf+tmax", "cbv", "tmax"] and list(table["epochs"]) == [5, 5, 5]
+    w = train.physics_weight
+    assert calls == [(("cbv", "cbf", "tmax"), (0.0,) * 3, w, 5), (("cbv",), (0.0,), w, 5), (("tmax",), (0.0,), 0.0, 5)]
+    again = ablations.train_ablations(cohort["manifest"], cohort["runs"], profile)
+    assert list(again["status"]) == ["cached"] * 3 and len(calls) == 3
+
+
+def test_one_output_against_three_is_compared_per_map():
+    from stnet_lib.plotting import plot_output_ablation
+
+    scores = pd.DataFrame({"run": ["base"] * 4 + ["cbv1"] * 2 + ["cbf1"] * 2,
+                           "map": ["cbv", "cbv", "cbf", "cbf", "cbv", "cbv", "cbf", "cbf"], "metric": "ssim",
+                           "value": [0.5, 0.7, 0.6, 0.8, 0.4, 0.4, 0.9, 0.7], "subject_id": ["a", "b"] * 4})
+    points = pd.DataFrame({"axis": ["stride", "outputs", "outputs", "outputs"], "value": [3, "all", "cbv", "cbf"],
+                           "run": ["base", "base", "cbv1", "cbf1"]})
+    summary = ablations.ablation_summary(scores, points)
+    outputs = summary[summary["axis"] == "outputs"]
+    assert list(outputs["value"]) == ["three outputs", "three outputs", "one output", "one output"]
+    assert list(outputs["map"]) == ["cbf", "cbv", "cbv", "cbf"]  # a single-output run has its own map only
+    table = ablations.output_comparison(summary)
+    assert list(table["map"]) == ["cbv", "cbf"] and set(table["metric"]) == {"ssim"}
+    assert table["three outputs"].tolist() == pytest.approx([0.6, 0.7])
+    assert table["one output"].tolist() == pytest.approx([0.4, 0.8])
+    assert table["one − three"].tolist() == pytest.approx([-0.2, 0.1]) and table["subjects"].tolist() == [2, 2]
+    assert table["one output std"].tolist() == pytest.approx([0.0, np.std([0.9, 0.7], ddof=1)])
+    figure = plot_output_ablation(summary, metrics=("ssim",))
+    assert len(figure.axes[0].patches) == 2 * 3  # two bars per map (Tmax's are empty here)
 
 
 def test_ablation_summary_averages_each_runs_subjects():

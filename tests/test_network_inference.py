@@ -1,12 +1,15 @@
 """Whole-brain ST-Net inference, time resampling and checkpoint errors."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from stnet_lib import cli, compute_maps, load_scan
 from stnet_lib._validation import StnetInputError
-from stnet_lib.network import predict_maps, save_checkpoint, train_from_manifest
+import stnet_lib.network.train as train_module
+from stnet_lib.network import STNetConfig, predict_maps, save_checkpoint, train_from_manifest
 from stnet_lib.network.checkpoint import load_checkpoint
 from stnet_lib.network.inputs import resample_time
 from stnet_synthetic import TE_MS, TR_S, write_cohort
@@ -116,3 +119,43 @@ def test_checkpoint_errors_are_clear(trained, tmp_path):
     save_checkpoint(incompatible, tmp_path / "incompatible.pt")
     with pytest.raises(StnetInputError, match="does not fit"):
         predict_maps(trained["scan"], tmp_path / "incompatible.pt")
+
+
+# --- networks of fewer outputs (Fig. 3) and checkpoints from before ``outputs`` ------------------
+
+@pytest.mark.parametrize("outputs", [("cbv",), ("cbf",), ("tmax",), ("cbv", "cbf")])
+def test_a_network_of_fewer_outputs_predicts_only_its_maps(trained, tmp_path, outputs):
+    # oracle: the trained three-output network cut down to the head rows of ``outputs`` must give
+    # exactly those maps of the whole network; the others are NaN (MTT needs CBV and CBF)
+    full = load_checkpoint(trained["checkpoint"])
+    config = STNetConfig.from_dict(full["config"])
+    rows = [("cbv", "cbf", "tmax").index(name) for name in outputs]
+    part_config = dataclasses.replace(config, outputs=outputs, target_mean=tuple(config.target_mean[r] for r in rows),
+                                      target_std=tuple(config.target_std[r] for r in rows))
+    weights = {**full["model"], "head.4.weight": full["model"]["head.4.weight"][rows],
+               "head.4.bias": full["model"]["head.4.bias"][rows]}
+    path = save_checkpoint({**full, "config": part_config.to_dict(), "model": weights}, tmp_path / "part.pt")
+    assert STNetConfig.from_dict(load_checkpoint(path)["config"]) == part_config  # checkpoint round trip
+    whole, part = predict_maps(trained["scan"], trained["checkpoint"]), predict_maps(trained["scan"], path)
+    brain = trained["scan"].brain_mask
+    for name in ("cbv", "cbf", "tmax"):
+        if name in outputs:
+            np.testing.assert_allclose(getattr(part, name), getattr(whole, name), rtol=1e-5, equal_nan=True)
+            assert np.isfinite(getattr(part, name)[brain]).all()
+        else:
+            assert np.isnan(getattr(part, name)).all()
+    if {"cbv", "cbf"} <= set(outputs):
+        np.testing.assert_allclose(part.mtt, whole.mtt, rtol=1e-5, equal_nan=True)
+    else:
+        assert np.isnan(part.mtt).all()
+    assert part.params["outputs"] == list(outputs) and whole.params["outputs"] == ["cbv", "cbf", "tmax"]
+
+
+def test_a_checkpoint_from_before_outputs_existed_is_a_three_output_network(trained, tmp_path):
+    payload = load_checkpoint(trained["checkpoint"])
+    old_config = {k: v for k, v in payload["config"].items() if k != "outputs"}
+    old = save_checkpoint({**payload, "config": old_config}, tmp_path / "old.pt")
+    expected, got = predict_maps(trained["scan"], trained["checkpoint"]), predict_maps(trained["scan"], old)
+    for name in ("cbv", "cbf", "mtt", "tmax"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
+    assert train_module._same_config(old_config, STNetConfig.from_dict(payload["config"]))  # resumable

@@ -97,3 +97,17 @@ def test_vof_sets_k_av_and_scales_the_tissue_channel():
     assert corrected.k_av == pytest.approx(0.5, rel=0.02)  # eq. 8: ∫C_a/∫C_v
     np.testing.assert_allclose(corrected.volume[1], plain.volume[1] * corrected.k_av, rtol=1e-5)
     np.testing.assert_allclose(corrected.aif_curve, plain.aif_curve)
+
+
+def test_a_network_without_cbv_has_no_physics_term():
+    # oracle: the mean absolute error of the standardised outputs, in numpy
+    rng = np.random.default_rng(4)
+    predicted, target = rng.normal(size=(5, 1)), rng.normal(size=(5, 1))
+    args = dict(tissue_integral_mM_s=torch.full((5,), 9.0), aif_integral_mM_s=torch.full((5,), 50.0), k_av=1.0,
+                kh=K_H, rho=RHO_G_PER_ML)
+    parts = stnet_loss(torch.from_numpy(predicted), torch.from_numpy(target), cbv_ml_100g=None, weight=0.0, **args)
+    expected = np.abs(predicted - target).mean()
+    assert parts.total.item() == pytest.approx(expected, rel=1e-6)
+    assert parts.supervised.item() == pytest.approx(expected, rel=1e-6) and parts.physics.item() == 0.0
+    with pytest.raises(ValueError, match="weight must be 0 for a network without a CBV output"):
+        stnet_loss(torch.from_numpy(predicted), torch.from_numpy(target), cbv_ml_100g=None, weight=0.1, **args)

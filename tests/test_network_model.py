@@ -95,3 +95,47 @@ def test_voxel_batches_cover_the_mask_once(rng):
     np.testing.assert_array_equal(coords, np.argwhere(mask))
     with pytest.raises(ValueError, match="batch_size"):
         next(iter_voxel_batches(mask, 0))
+
+
+# --- fewer outputs (the "one output against three" ablation of Fig. 3) --------------------------
+
+@pytest.mark.parametrize("outputs", [("cbv",), ("cbf",), ("tmax",), ("cbv", "tmax")])
+def test_a_network_of_fewer_outputs_has_one_head_unit_per_output(outputs):
+    model = STNet(STNetConfig(n_frames=50, outputs=outputs)).eval()
+    patches, reference = torch.randn(3, 1, 7, 7, 50), torch.randn(3, 2, 50)
+    assert model(patches, reference).shape == (3, len(outputs))
+    assert model.head[-1].out_features == len(outputs)
+    # the authors' 968,515 parameters less (fc_hidden + 1) per missing output
+    assert sum(p.numel() for p in model.parameters()) == 968_515 - (3 - len(outputs)) * 257
+    assert model.config.target_mean == (0.0,) * len(outputs) and model.config.target_std == (1.0,) * len(outputs)
+
+
+def test_a_single_output_decodes_with_its_own_statistics_and_round_trips():
+    config = STNetConfig(outputs=("cbf",), target_mean=(40.0,), target_std=(15.0,))
+    model = STNet(config)
+    physical = torch.tensor([[55.0], [10.0]])
+    assert torch.allclose(model.encode(physical), torch.tensor([[1.0], [-2.0]]))
+    assert torch.allclose(model.decode(model.encode(physical)), physical)
+    assert STNetConfig.from_dict(config.to_dict()) == config
+    assert (config.output_index("cbf"), config.output_index("cbv")) == (0, None)
+    assert STNetConfig().output_index("tmax") == 2
+
+
+def test_a_config_stored_before_outputs_existed_is_a_three_output_network():
+    stored = STNetConfig(target_mean=(3.0, 40.0, 2.0), target_std=(1.0, 15.0, 3.0)).to_dict()
+    assert stored.pop("outputs") == ["cbv", "cbf", "tmax"]
+    old = STNetConfig.from_dict(stored)
+    assert old.outputs == ("cbv", "cbf", "tmax") and old.target_mean == (3.0, 40.0, 2.0)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"outputs": ()}, "outputs must be a non-empty subset"),
+    ({"outputs": ("mtt",)}, "outputs must be a non-empty subset"),
+    ({"outputs": ("cbf", "cbv")}, "in that order"),
+    ({"outputs": ("cbf", "cbf")}, "without repeats"),
+    ({"outputs": ("cbf",), "target_mean": (3.0, 40.0, 2.0)}, "one value per output"),
+    ({"target_std": (1.0, 2.0)}, "one value per output"),
+])
+def test_config_rejects_bad_outputs(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        STNetConfig(**kwargs)

@@ -1,6 +1,7 @@
 """ST-Net training on a tiny cohort: files, resume bit-identity, 2-process DDP, the command."""
 
 import csv
+import dataclasses
 import os
 import re
 import subprocess
@@ -150,3 +151,53 @@ def test_time_shift_moves_patch_and_arterial_curve_together():
         torch.testing.assert_close(out["patches"][n, 0, 0, 6], expected)
         torch.testing.assert_close(out["reference"][n, 1], expected)
     assert out["other"] == 1 and shift.abs().max() <= 2
+
+
+# --- a single-output network (Fig. 3, one output against three) --------------------------------
+
+def test_a_single_output_network_trains_on_its_own_map_without_the_physics_term(manifest, tmp_path):
+    cfg = dataclasses.replace(TINY_TRAIN, physics_weight=0.0)
+    model_config = STNetConfig(n_frames=30, dt_s=1.5, outputs=("cbf",))
+    best = train_from_manifest(manifest, tmp_path, cfg, model_config=model_config, progress=False)
+    payload = load_checkpoint(best)
+    config = STNetConfig.from_dict(payload["config"])
+    assert config.outputs == ("cbf",) and payload["model"]["head.4.weight"].shape == (1, 256)
+    # the standardisation is that of the CBF column (column 1 of the cohort's CBV, CBF, Tmax) of epoch 0's sample
+    cohort = Cohort(load_subjects(load_manifest(manifest), "train", n_frames=30, dt_s=1.5))
+    rows = sample_epoch(cohort, stride=cfg.stride, ratio=cfg.ratio, rng=np.random.default_rng([cfg.seed, 0]))
+    cbf = cohort.targets.numpy()[rows, 1].astype(np.float64)
+    np.testing.assert_allclose(config.target_mean, [cbf.mean()], rtol=1e-6)
+    np.testing.assert_allclose(config.target_std, [cbf.std(ddof=1)], rtol=1e-6)
+    with open(tmp_path / "learning_curve.csv") as handle:
+        curve = list(csv.DictReader(handle))
+    assert all(float(r["train_physics"]) == 0.0 == float(r["val_physics"]) for r in curve)
+    assert all(float(r["train_loss"]) == float(r["train_supervised"]) > 0 for r in curve)
+    with pytest.raises(StnetInputError, match="physics_weight must be 0 for a network without a CBV output"):
+        train_from_manifest(manifest, tmp_path / "physics", TINY_TRAIN, model_config=model_config, progress=False)
+
+
+@pytest.mark.parametrize("outputs", [("cbf",), ("cbv",), ("cbv", "cbf", "tmax")])
+def test_the_training_loss_follows_the_networks_outputs(manifest, outputs):
+    # oracle: eq. 9 in numpy on the standardised columns the network regresses
+    cohort = Cohort(load_subjects(load_manifest(manifest), "train", n_frames=30, dt_s=1.5))
+    weight = 0.0 if "cbv" not in outputs else 0.3
+    config = STNetConfig(n_frames=30, dt_s=1.5, outputs=outputs, target_mean=tuple(range(1, len(outputs) + 1)),
+                         target_std=(2.0,) * len(outputs))
+    torch.manual_seed(0)
+    net = STNet(config).eval()
+    batch = cohort.batch(torch.arange(0, len(cohort), 7))
+    with torch.no_grad():
+        parts = train_module._loss(net, net, batch, TINY_TRAIN.__class__(physics_weight=weight), torch.device("cpu"))
+        out = net(batch["patches"], batch["reference"]).double().numpy()
+    columns = [("cbv", "cbf", "tmax").index(name) for name in outputs]
+    targets = (batch["targets"].double().numpy()[:, columns] - np.array(config.target_mean)) / 2.0
+    supervised = np.abs(out - targets).mean()
+    physics = 0.0
+    if "cbv" in outputs:
+        cbv = out[:, 0] * 2.0 + 1.0  # decoded
+        implied = cbv * batch["aif_integral"].double().numpy() * config.rho / (
+            100 * config.kh * batch["k_av"].double().numpy())
+        physics = np.abs(batch["tissue_integral"].double().numpy() - implied).mean()
+    assert parts.supervised.item() == pytest.approx(supervised, rel=1e-5)
+    assert parts.physics.item() == pytest.approx(physics, rel=1e-5, abs=1e-12)
+    assert parts.total.item() == pytest.approx(supervised + weight * physics, rel=1e-5)

@@ -18,7 +18,8 @@ EXPECTED = {
                "table2_all_methods.md", "table2_tests.csv"],
     "table1": ["table1.md", "table1.csv", "table1_tests.md", "table1_thresholds.csv"],
     "fig2": ["fig2_maps.png", "fig2_masks.png", "fig2_agreement.png", "fig2_segmentation.png"],
-    "fig3": ["fig3.md", "fig3.csv", "fig3_runs.md", "fig3_sampling.png", "fig3_training.png"],
+    "fig3": ["fig3.md", "fig3.csv", "fig3_runs.md", "fig3_sampling.png", "fig3_training.png", "fig3_outputs.md",
+             "fig3_outputs.png"],
     "timing": ["timing.md", "timing.csv", "timing.png"],
     "validation": ["validation.md", "validation_osipi.csv", "validation_real_dsc.csv", "validation_real_dsc_maps.png"],
 }

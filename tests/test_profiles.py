@@ -7,8 +7,9 @@ import pytest
 from stnet_lib import paper
 from stnet_lib._validation import StnetInputError
 from stnet_lib.commands.train import TRAIN_PROFILES
-from stnet_lib.experiments.ablations import AXES, ablation_runs
-from stnet_lib.profiles import PROFILES, get_profile
+from stnet_lib.experiments.ablations import AXES, OUTPUTS_AXIS, ablation_runs
+from stnet_lib.network.stnet import TARGET_NAMES
+from stnet_lib.profiles import PROFILES, AblationPlan, get_profile
 from stnet_lib.simulation.cohort import PROFILES as COHORT_PROFILES
 
 
@@ -37,19 +38,37 @@ def test_every_ablation_axis_includes_the_profiles_own_setting(name):
     profile = PROFILES[name]
     for plan_name, field in AXES.items():
         assert getattr(profile.train, field) in getattr(profile.ablations, plan_name), (name, field)
+    assert profile.ablations.outputs == ("all", *TARGET_NAMES)  # the three-output run and one per map
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))
 def test_ablation_runs_share_the_base_run_and_change_one_setting_each(name):
     profile = PROFILES[name]
     runs, points = ablation_runs(profile)
-    extra = sum(len(getattr(profile.ablations, plan)) - 1 for plan in AXES)
+    extra = sum(len(getattr(profile.ablations, plan)) - 1 for plan in AXES) + len(profile.ablations.outputs) - 1
     assert len(runs) == 1 + extra
-    assert len(points) == sum(len(getattr(profile.ablations, plan)) for plan in AXES)
+    assert len(points) == sum(len(getattr(profile.ablations, plan)) for plan in AXES) + len(profile.ablations.outputs)
     base = dataclasses.asdict(profile.train)
     for run in runs:
         changed = {k for k, v in dataclasses.asdict(run.config).items() if v != base[k]}
-        assert len(changed) <= 1 and changed <= set(AXES.values()), run.name
+        if run.outputs == TARGET_NAMES:
+            assert len(changed) <= 1 and changed <= set(AXES.values()), run.name
+        else:  # a single-output network: the profile's training, without the physics term when it has no CBV
+            assert len(run.outputs) == 1 and run.name.endswith(f"_{run.outputs[0]}-only")
+            assert changed == (set() if run.outputs == ("cbv",) else {"physics_weight"}), run.name
+            assert run.config.physics_weight == (base["physics_weight"] if run.outputs == ("cbv",) else 0.0)
+    outputs = points[points["axis"] == OUTPUTS_AXIS]
+    by_name = {run.name: run for run in runs}
+    assert list(outputs["value"]) == list(profile.ablations.outputs)
+    assert [by_name[r].outputs for r in outputs["run"]] == [TARGET_NAMES] + [(m,) for m in TARGET_NAMES]
+    assert by_name[outputs["run"].iloc[0]].config == profile.train  # "all" is the base run every axis shares
+
+
+@pytest.mark.parametrize(("outputs", "match"), [(("all", "mtt"), "ablation outputs must be one of"),
+                                                (("cbf", "cbf"), "must not repeat")])
+def test_the_outputs_axis_refuses_unknown_and_repeated_points(outputs, match):
+    with pytest.raises(ValueError, match=match):
+        AblationPlan((3,), (2.0,), (1e-3,), (0.1,), samples=10, outputs=outputs)
 
 
 def test_with_seed_changes_only_the_training_seed():

@@ -7,12 +7,12 @@ In the order ``make report`` runs them:
 * ``predictions``  ST-Net training and every method's maps of the test subjects, cached in ``runs/<profile>``
 * ``tables``       Tables 1 and 2 (both PSNR/SSIM conventions), the paper's values beside
 * ``subjects``     one subject's maps, slice and curves (Fig. 2, ``explore``)
-* ``ablations``    Fig. 3: short ST-Net trainings that change one setting, scored in the HP
+* ``ablations``    Fig. 3: short ST-Net trainings that change one setting (or the outputs), scored in the HP
 * ``timing``       seconds per 10,000 voxels on this device, beside the paper's
 * ``readme``       ``reports/<profile>/README.md``
 """
 
-from .ablations import ablation_runs, ablation_summary, score_ablations, train_ablations
+from .ablations import ablation_runs, ablation_summary, output_comparison, score_ablations, train_ablations
 from .context import Context, context
 from .data import cohort_manifest, held_out_subjects, subject_scan
 from .predictions import (available, pred_dir, pred_dirs, predict_subjects, stnet_checkpoint, time_grid,
@@ -25,8 +25,8 @@ from .timing import device_name, time_methods
 
 __all__ = [
     "Context", "Exploration", "METHOD_LABELS", "as_perfusion_maps", "context", "explore", "training_summary", "runs_summary", "ablation_runs", "ablation_summary", "available", "cohort_manifest", "device_name",
-    "evaluate_cached", "hp_slice", "load_maps", "method_maps", "pick_subject", "pred_dir", "pred_dirs",
-    "predict_subjects", "reference_maps", "scan_curves", "score_ablations", "stnet_checkpoint", "subject_scan",
-    "table1", "table1_tests", "table2", "table2_beside_paper", "held_out_subjects", "time_grid", "time_methods",
-    "train_ablations", "train_stnet", "training_record", "worst_voxel", "write_readme",
+    "evaluate_cached", "hp_slice", "load_maps", "method_maps", "output_comparison", "pick_subject", "pred_dir",
+    "pred_dirs", "predict_subjects", "reference_maps", "scan_curves", "score_ablations", "stnet_checkpoint",
+    "subject_scan", "table1", "table1_tests", "table2", "table2_beside_paper", "held_out_subjects", "time_grid",
+    "time_methods", "train_ablations", "train_stnet", "training_record", "worst_voxel", "write_readme",
 ]

@@ -86,9 +86,10 @@ def _profile_lines(profile: Profile, device: str, manifest) -> list[str]:
         f"physics weight {t.physics_weight:g}, seed {t.seed}. The paper used lr 1e-4, batch 512, ≤ 400 epochs, "
         "patience 50, stride 3 and 2:1.",
         f"- Fig. 3 ablations: strides {list(a.strides)}, ratios {list(a.ratios)}, learning rates "
-        f"{list(a.learning_rates)}, physics weights {list(a.physics_weights)}. Every run sees {a.samples:,} "
-        "training samples, so these are short runs with an equal budget, not trainings to convergence. The "
-        "ablation of one output against three is not run, because the network has three outputs only.",
+        f"{list(a.learning_rates)}, physics weights {list(a.physics_weights)}, outputs {list(a.outputs)} (one "
+        "output against three: single-output networks, those without CBV trained without the physics term). "
+        f"Every run sees {a.samples:,} training samples, so these are short runs with an equal budget, not "
+        "trainings to convergence.",
         f"- Baselines: {', '.join(m for m in profile.baselines if m in METHODS)}"
         + (f"; options {profile.method_options}" if profile.method_options else "")
         + "".join(f"; {m} is not available in this installation" for m in profile.baselines if m not in METHODS) + ".",

@@ -3,7 +3,10 @@
 Every brain voxel is predicted, ``batch_size`` patches at a time (memory is bounded by the
 batch, never by the volume: patches are gathered on the fly from the padded series). The
 outputs are clipped at 0 (as the authors' ``test.py`` did), MTT follows from eq. 6, and the
-maps are NaN outside the brain mask, like those of every other method.
+maps are NaN outside the brain mask, like those of every other method. A network that
+regresses only some maps (``STNetConfig.outputs``, e.g. a single-output network of the Fig. 3
+ablation) yields only those: the others are NaN everywhere, and MTT is NaN unless the
+network predicts both CBV and CBF.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from ..maps import PerfusionMaps, mtt_eq6
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .inputs import prepare_inputs
 from .patches import PatchTable, iter_voxel_batches
-from .stnet import STNet
+from .stnet import TARGET_NAMES, STNet
 
 __all__ = ["predict_maps", "predict_voxels"]
 
@@ -36,7 +39,7 @@ def _resolve_device(device: str | torch.device) -> torch.device:
 @torch.inference_mode()
 def predict_voxels(model: STNet, table: PatchTable, coords: np.ndarray, baseline: np.ndarray,
                    aif_curve: torch.Tensor, *, device: torch.device) -> np.ndarray:
-    """Physical (CBV, CBF, Tmax) of one batch of voxels of one subject.
+    """Physical outputs (``model.config.outputs``: by default CBV, CBF, Tmax) of one batch of voxels.
 
     Parameters
     ----------
@@ -49,7 +52,7 @@ def predict_voxels(model: STNet, table: PatchTable, coords: np.ndarray, baseline
 
     Returns
     -------
-    ndarray, shape (B, 3), float64, ≥ 0
+    ndarray, shape (B, n_out), float64, ≥ 0
     """
     index = torch.from_numpy(coords).to(device)
     patches = table.gather(torch.zeros(len(index), dtype=torch.long, device=device), index)  # (B, 1, 7, 7, T)
@@ -85,7 +88,9 @@ def predict_maps(scan: Scan, checkpoint, *, device: str = "cpu", batch_size: int
     Returns
     -------
     PerfusionMaps
-        Maps (x, y, z) in ml/100g, ml/100g/min, s, s; NaN outside ``scan.brain_mask`` (and ``region``).
+        Maps (x, y, z) in ml/100g, ml/100g/min, s, s; NaN outside ``scan.brain_mask`` (and ``region``),
+        and NaN everywhere for a map the network does not predict (``params["outputs"]`` lists
+        those it does; MTT needs CBV and CBF).
     """
     payload = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     model = model_from_checkpoint(payload, path=_checkpoint_name(checkpoint))
@@ -101,20 +106,23 @@ def predict_maps(scan: Scan, checkpoint, *, device: str = "cpu", batch_size: int
     table = PatchTable([torch.from_numpy(inputs.volume).to(dev)], cfg.patch_size).to(dev)  # pad on the device
     aif_curve = torch.from_numpy(inputs.aif_curve).to(dev)
     voxels = inputs.brain_mask if region is None else inputs.brain_mask & np.asarray(region, dtype=bool)
-    values = np.empty((int(voxels.sum()), 3))
+    values = np.empty((int(voxels.sum()), len(cfg.outputs)))
     start = 0
     for coords in iter_voxel_batches(voxels, batch_size):
         baseline = inputs.baseline[tuple(coords.T)]
         values[start : start + len(coords)] = predict_voxels(model, table, coords, baseline, aif_curve, device=dev)
         start += len(coords)
-    cbv, cbf, tmax = values.T
+    predicted = dict(zip(cfg.outputs, values.T))
+    missing = np.full(len(values), np.nan)
+    cbv, cbf, tmax = (predicted.get(name, missing) for name in TARGET_NAMES)
+    mtt = mtt_eq6(cbv, cbf) if {"cbv", "cbf"} <= predicted.keys() else missing
     params = {"checkpoint": _checkpoint_name(checkpoint),
               "n_frames": cfg.n_frames, "dt_s": cfg.dt_s, "scan_tr_s": scan.tr_s,
               "scan_frames": int(scan.signal.shape[-1]), "baseline_frames": [inputs.baseline_frames.start,
                                                                               inputs.baseline_frames.stop],
               "te_ms": scan.te_ms, "field_t": scan.field_t, "batch_size": batch_size, "device": str(dev),
-              "trained_epoch": payload.get("epoch")}
-    maps = PerfusionMaps(cbv, cbf, mtt_eq6(cbv, cbf), tmax, method="stnet", params=params)
+              "trained_epoch": payload.get("epoch"), "outputs": list(cfg.outputs)}
+    maps = PerfusionMaps(cbv, cbf, mtt, tmax, method="stnet", params=params)
     return maps.scatter(voxels)
 
 

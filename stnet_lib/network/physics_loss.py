@@ -2,8 +2,8 @@
 
     Loss = L1(ŷ, y) + w · L1(∫C_t dt, CBV̂ · ∫C_a dt · ρ / (100 · k_H · k_AV))
 
-* ``ŷ, y``: the standardised predictions and references (CBV, CBF, Tmax), mean over batch
-  and maps (dimensionless).
+* ``ŷ, y``: the standardised predictions and references (CBV, CBF, Tmax, or the subset
+  the network regresses, ``STNetConfig.outputs``), mean over batch and maps (dimensionless).
 * ``∫C_t dt``: the tissue concentration integral of the patch's **centre voxel**, from its own
   signal through eq. 1–2 with its own baseline: C_t(t) = −ln(S(t)/S0) / (TE·r2*) [mM], trapezoid
   rule with the frame interval [s] → [mM·s]. It depends on no weight, so it is computed once
@@ -23,6 +23,16 @@ output is w·std_CBV·∫C_a·ρ/(100·k_H·k_AV) ≈ w·1 (about 1 mM·s per st
 of CBV for a typical AIF), against 1/3 for the supervised term (mean over 3 maps). For
 w ≳ 1/3 the L1 minimiser per voxel is the noisy single-voxel eq.-4 estimate instead of the
 reference; w = 0.1 keeps the physics term a regulariser. w = 0 turns it off (ablation).
+
+Networks with fewer outputs (the "one output against three" ablation of Fig. 3): the
+supervised term stays the mean over the network's own maps, so with one output it is that
+map's L1 (per map three times the weight it has in the mean over three; Adam's step size does
+not depend on the loss scale, and for a CBV-only network the physics term weighs 3× less
+beside it). Decision: a network **without a CBV output has no physics term** — eq. 9's
+second term is a constraint on the predicted CBV, and there is nothing for it to constrain —
+so such a network is trained on the supervised term alone: ``cbv_ml_100g=None`` with
+``weight=0`` (any other weight is refused, here and in ``train.fit``, rather than dropped
+silently), and the reported physics term is 0.
 """
 
 from __future__ import annotations
@@ -52,7 +62,7 @@ def stnet_loss(
     predicted: torch.Tensor,
     target: torch.Tensor,
     *,
-    cbv_ml_100g: torch.Tensor,
+    cbv_ml_100g: torch.Tensor | None,
     tissue_integral_mM_s: torch.Tensor,
     aif_integral_mM_s: torch.Tensor,
     weight: float,
@@ -64,10 +74,11 @@ def stnet_loss(
 
     Parameters
     ----------
-    predicted, target : Tensor, shape (B, 3)
-        Standardised (CBV, CBF, Tmax).
-    cbv_ml_100g : Tensor, shape (B,)
-        Predicted CBV in physical units (``STNet.decode(predicted)[:, 0]``).
+    predicted, target : Tensor, shape (B, n_out)
+        Standardised outputs (CBV, CBF, Tmax by default; ``STNetConfig.outputs``).
+    cbv_ml_100g : Tensor, shape (B,), or None
+        Predicted CBV in physical units (the CBV column of ``STNet.decode(predicted)``); None
+        for a network without a CBV output, which has no physics term (``weight`` must be 0).
     tissue_integral_mM_s : Tensor, shape (B,)
         ∫C_t dt from each voxel's own signal (``NetworkInputs.tissue_integral_mM_s``).
     aif_integral_mM_s : Tensor, shape (B,)
@@ -78,8 +89,18 @@ def stnet_loss(
         Each sample's subject's partial-volume factor (eq. 8).
     kh, rho : float
         Constants of eq. 4.
+
+    Raises
+    ------
+    ValueError
+        ``cbv_ml_100g`` is None and ``weight`` is not 0.
     """
     supervised = (predicted.float() - target.float()).abs().mean()
+    if cbv_ml_100g is None:
+        if weight != 0:
+            raise ValueError(f"weight must be 0 for a network without a CBV output (eq. 9's physics term needs "
+                             f"the predicted CBV); got {weight}")
+        return LossParts(supervised, supervised, torch.zeros_like(supervised))
     implied = implied_tissue_integral(cbv_ml_100g.float(), aif_integral_mM_s.float(), k_av=k_av, kh=kh, rho=rho)
     physics = (tissue_integral_mM_s.float() - implied).abs().mean()
     return LossParts(supervised + weight * physics, supervised, physics)

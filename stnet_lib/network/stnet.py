@@ -3,7 +3,9 @@
 For every brain voxel the network reads a 7×7 in-plane patch of the (normalised) DSC series
 over ``n_frames`` frames plus two reference curves (the voxel's baseline signal repeated over
 time and the arterial curve), and regresses CBV, CBF and Tmax. MTT follows from eq. 6,
-MTT = 60·CBV/CBF.
+MTT = 60·CBV/CBF. ``STNetConfig.outputs`` may name a subset of these maps (the paper's
+"one output against three" ablation, Fig. 3): the head then has one unit per named map and
+the network predicts only those.
 
 The layer list reproduces the authors' ``model/network_model_ST.py`` (see
 ``reference/anchors_software.md`` §1.1); this file is written from that description, not
@@ -18,6 +20,9 @@ copied. Departures, all deliberate:
 * targets are standardised with the training set's mean and standard deviation per map
   (theirs divided by constants 129.86, 655.35, 56.0 of unstated origin); both live in
   :class:`STNetConfig`, so every checkpoint decodes its own outputs.
+
+Checkpoints written before ``outputs`` existed have no such key in their stored config and
+load as three-output networks (the field's default).
 
 References
 ----------
@@ -39,6 +44,13 @@ __all__ = ["STNetConfig", "STNet", "TARGET_NAMES"]
 
 #: Network outputs, in this order (MTT is derived, eq. 6).
 TARGET_NAMES = ("cbv", "cbf", "tmax")
+
+
+def _check_outputs(outputs: tuple[str, ...]) -> None:
+    canonical = tuple(name for name in TARGET_NAMES if name in outputs)
+    if not outputs or canonical != tuple(outputs):
+        raise ValueError(f"outputs must be a non-empty subset of {TARGET_NAMES}, without repeats and in that "
+                         f"order; got {tuple(outputs)!r}")
 
 
 @dataclass(frozen=True)
@@ -67,9 +79,10 @@ class STNetConfig:
         Dropout probability before each fully connected layer.
     leaky_slope : float
         Negative slope of the LeakyReLU after the first fully connected layer.
-    target_mean, target_std : tuple of float
-        Standardisation of (CBV [ml/100g], CBF [ml/100g/min], Tmax [s]): the network
-        predicts (y − mean)/std. Set from the training voxels by ``train.fit``.
+    target_mean, target_std : tuple of float, optional
+        Standardisation of the outputs (CBV [ml/100g], CBF [ml/100g/min], Tmax [s], those of
+        ``outputs``, one value each): the network predicts (y − mean)/std. Set from the
+        training voxels by ``train.fit``; None (the default) is mean 0 and std 1 per output.
     kh, rho : float
         Constants of eq. 4 used by the physics loss ((1−H_LV)/(1−H_SV), ρ [g/ml]); k_AV is each
         subject's own (eq. 8).
@@ -77,6 +90,13 @@ class STNetConfig:
         Trained with k_AV from a venous output (eq. 8); inference then wants a VOF mask too.
     input_normalisation : str
         ``"concentration"`` or ``"signal_ratio"`` (see ``stnet_lib.network.inputs``).
+    outputs : tuple of str
+        The maps the network regresses: a non-empty subset of :data:`TARGET_NAMES` in that
+        order (default all three; ``("cbf",)`` is a single-output network with a one-unit
+        head). Decision for the physics loss: eq. 9's physics term needs the predicted CBV,
+        so a network without a ``"cbv"`` output has no physics term and must be trained with
+        ``physics_weight = 0`` (``train.fit`` refuses any other weight; ``physics_loss``).
+        Inference yields only the predicted maps (MTT only when both CBV and CBF are).
     """
 
     n_frames: int = 50
@@ -89,12 +109,13 @@ class STNetConfig:
     fc_hidden: int = 256
     dropout: float = 0.5
     leaky_slope: float = 0.01
-    target_mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    target_std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    target_mean: tuple[float, ...] | None = None  # None: 0 per output
+    target_std: tuple[float, ...] | None = None  # None: 1 per output
     kh: float = K_H
     rho: float = RHO_G_PER_ML
     input_normalisation: str = "concentration"
     vof_correction: bool = False
+    outputs: tuple[str, ...] = TARGET_NAMES
 
     def __post_init__(self) -> None:
         """Check the fields that the layer arithmetic depends on."""
@@ -108,8 +129,21 @@ class STNetConfig:
         if self.input_normalisation not in ("concentration", "signal_ratio"):
             raise ValueError(f"input_normalisation must be one of ('concentration', 'signal_ratio'); "
                              f"got {self.input_normalisation!r}")
+        _check_outputs(self.outputs)
+        n = len(self.outputs)
+        if self.target_mean is None:
+            object.__setattr__(self, "target_mean", (0.0,) * n)
+        if self.target_std is None:
+            object.__setattr__(self, "target_std", (1.0,) * n)
+        if len(self.target_mean) != n or len(self.target_std) != n:
+            raise ValueError(f"target_mean and target_std need one value per output {self.outputs}; got "
+                             f"{self.target_mean} and {self.target_std}")
         if min(self.target_std) <= 0:
             raise ValueError(f"target_std must be positive; got {self.target_std}")
+
+    def output_index(self, name: str) -> int | None:
+        """Column of map ``name`` in the network's output, or None when the network does not predict it."""
+        return self.outputs.index(name) if name in self.outputs else None
 
     def to_dict(self) -> dict:
         """Plain-type dict (lists for tuples) for checkpoints and JSON sidecars."""
@@ -117,7 +151,7 @@ class STNetConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> STNetConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``TypeError``."""
+        """Inverse of :meth:`to_dict`; unknown keys raise ``TypeError``; no ``outputs`` key: all three."""
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
@@ -136,8 +170,9 @@ def _stack(layers: list[nn.Module]) -> nn.Sequential:
 class STNet(nn.Module):
     """ST-Net: spatial 3-D encoder, temporal local/global pathways, fully connected head.
 
-    ``forward(patches, reference)`` returns the standardised prediction (B, 3); use
-    :meth:`decode` for physical units (CBV ml/100g, CBF ml/100g/min, Tmax s).
+    ``forward(patches, reference)`` returns the standardised prediction (B, n_out), one
+    column per map of ``config.outputs`` (n_out = 3 by default); use :meth:`decode` for
+    physical units (CBV ml/100g, CBF ml/100g/min, Tmax s).
     """
 
     def __init__(self, config: STNetConfig) -> None:
@@ -159,13 +194,13 @@ class STNet(nn.Module):
             nn.Linear(c * config.n_frames, config.fc_hidden),
             nn.LeakyReLU(config.leaky_slope),
             nn.Dropout(config.dropout),
-            nn.Linear(config.fc_hidden, len(TARGET_NAMES)),
+            nn.Linear(config.fc_hidden, len(config.outputs)),
         )
         self.register_buffer("target_mean", torch.tensor(config.target_mean), persistent=False)
         self.register_buffer("target_std", torch.tensor(config.target_std), persistent=False)
 
     def forward(self, patches: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        """Standardised (CBV, CBF, Tmax).
+        """Standardised outputs (those of ``config.outputs``: by default CBV, CBF, Tmax).
 
         Parameters
         ----------
@@ -177,7 +212,7 @@ class STNet(nn.Module):
 
         Returns
         -------
-        Tensor, shape (B, 3)
+        Tensor, shape (B, n_out)
         """
         b, t = patches.shape[0], patches.shape[-1]
         x = self.spatial(patches)  # (B, 64, 1, 1, T)
@@ -186,12 +221,12 @@ class STNet(nn.Module):
         x = self.merge(x)  # (B, 64, T)
         x = torch.cat([self.local(x), self.wide(x)], dim=1)  # (B, 32 + 32, T)
         x = self.fuse(x)  # (B, 64, T)
-        return self.head(x.flatten(1))  # (B, 64·T) -> (B, 3)
+        return self.head(x.flatten(1))  # (B, 64·T) -> (B, n_out)
 
     def decode(self, standardised: torch.Tensor) -> torch.Tensor:
-        """Standardised outputs (B, 3) -> physical (CBV ml/100g, CBF ml/100g/min, Tmax s)."""
+        """Standardised outputs (B, n_out) -> physical units (CBV ml/100g, CBF ml/100g/min, Tmax s)."""
         return standardised.float() * self.target_std + self.target_mean
 
     def encode(self, physical: torch.Tensor) -> torch.Tensor:
-        """Physical targets (B, 3) -> standardised (inverse of :meth:`decode`)."""
+        """Physical targets (B, n_out), in ``config.outputs`` order -> standardised (inverse of :meth:`decode`)."""
         return (physical.float() - self.target_mean) / self.target_std

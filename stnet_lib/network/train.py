@@ -38,7 +38,7 @@ from .._validation import StnetInputError, check_in_allowed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cohort import Cohort, load_subjects, sample_epoch
 from .physics_loss import stnet_loss
-from .stnet import STNet, STNetConfig
+from .stnet import TARGET_NAMES, STNet, STNetConfig
 
 __all__ = ["TrainConfig", "fit", "train_from_manifest", "load_cohorts", "CURVE_COLUMNS"]
 
@@ -124,9 +124,14 @@ def _distributed(device: str) -> tuple[int, int, torch.device]:
     return (dist.get_rank() if world > 1 else 0), world, torch.device(device)
 
 
-def _target_stats(cohort: Cohort, cfg: TrainConfig) -> tuple[tuple, tuple]:
+def _target_columns(config: STNetConfig) -> list[int]:
+    """Columns of the cohort's (CBV, CBF, Tmax) targets that the network regresses, in its output order."""
+    return [TARGET_NAMES.index(name) for name in config.outputs]
+
+
+def _target_stats(cohort: Cohort, cfg: TrainConfig, config: STNetConfig) -> tuple[tuple, tuple]:
     rows = sample_epoch(cohort, stride=cfg.stride, ratio=cfg.ratio, rng=np.random.default_rng([cfg.seed, 0]))
-    values = cohort.targets[torch.from_numpy(rows)].double()
+    values = cohort.targets[torch.from_numpy(rows)][:, _target_columns(config)].double()
     return tuple(values.mean(0).tolist()), tuple(values.std(0).clamp_min(1e-6).tolist())
 
 
@@ -134,8 +139,10 @@ def _loss(net: STNet, model, batch: dict, cfg: TrainConfig, device: torch.device
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         out = model(batch["patches"], batch["reference"])
     c = net.config
+    cbv = c.output_index("cbv")  # None: no CBV output, no physics term (physics_loss)
+    targets = batch["targets"][:, _target_columns(c)]  # (B, 3) -> (B, n_out)
     return stnet_loss(
-        out, net.encode(batch["targets"]), cbv_ml_100g=net.decode(out)[:, 0],
+        out, net.encode(targets), cbv_ml_100g=None if cbv is None else net.decode(out)[:, cbv],
         tissue_integral_mM_s=batch["tissue_integral"],
         aif_integral_mM_s=batch["aif_integral"], weight=cfg.physics_weight, k_av=batch["k_av"], kh=c.kh, rho=c.rho,
     )
@@ -203,11 +210,19 @@ def _rng_state(device: torch.device) -> dict:
     return state
 
 
+def _same_config(stored: dict, config: STNetConfig) -> bool:
+    """Whether a checkpoint's stored config is ``config`` (an older checkpoint may lack defaulted keys)."""
+    try:
+        return STNetConfig.from_dict(dict(stored)) == config
+    except (TypeError, ValueError):
+        return False
+
+
 def _restore(path: Path, model: STNet, optimizer, cfg: TrainConfig, model_config: STNetConfig, device) -> dict:
     payload = load_checkpoint(path)
     same = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _EXTENDABLE}
     saved = {k: v for k, v in dict(payload.get("train_config", {})).items() if k not in _EXTENDABLE}
-    if saved != same or payload["config"] != model_config.to_dict():
+    if saved != same or not _same_config(payload["config"], model_config):
         raise StnetInputError(f"{path} was written with other settings than this run's: resume with the same "
                               "profile and options (only epochs and patience may change), or pass another --out")
     model.load_state_dict(payload["model"])
@@ -223,7 +238,9 @@ def fit(train: Cohort, val: Cohort, model_config: STNetConfig, cfg: TrainConfig,
     """Train ST-Net; return the path of ``best.pt`` (see the module docstring for the files).
 
     ``model_config``'s target standardisation is replaced by the training targets' mean and
-    standard deviation (over the epoch-0 sample).
+    standard deviation (over the epoch-0 sample) of the maps it regresses (``outputs``). A
+    network without a CBV output has no physics term (``physics_loss``): ``cfg.physics_weight``
+    must then be 0 (``StnetInputError`` otherwise).
     """
     rank, world, dev = _distributed(device)
     out_dir = Path(out_dir)
@@ -266,7 +283,11 @@ def _learning_rate(cfg: TrainConfig, epoch: int) -> float:
 
 def _start(train: Cohort, model_config: STNetConfig, cfg: TrainConfig, out_dir: Path, resume: bool, dev):
     """The network, its optimizer and the run state: fresh, or restored from ``out_dir/last.pt``."""
-    mean, std = _target_stats(train, cfg)
+    if model_config.output_index("cbv") is None and cfg.physics_weight != 0:
+        raise StnetInputError(f"physics_weight must be 0 for a network without a CBV output (outputs "
+                              f"{model_config.outputs}: eq. 9's physics term needs the predicted CBV); got "
+                              f"{cfg.physics_weight}")
+    mean, std = _target_stats(train, cfg, model_config)
     model_config = dataclasses.replace(model_config, target_mean=mean, target_std=std)
     torch.manual_seed(cfg.seed)
     net = STNet(model_config).to(dev)
