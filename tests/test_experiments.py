@@ -324,3 +324,19 @@ def test_clicking_a_voxel_of_the_explorer_shows_that_voxels_curves():
         px, py = left.transData.transform((x, y_shown))
         figure.canvas.callbacks.process("button_press_event", MouseEvent("button_press_event", figure.canvas, px, py, 1))
     assert asked == [(3, 2, 1), (4, 3, 1)]
+
+
+def test_code_key_follows_the_source_that_made_a_result(tmp_path):
+    """Caches are keyed on the code: editing a file under a part changes its key, other parts keep theirs."""
+    import shutil
+
+    from stnet_lib.experiments.data import PHYSICS_CODE, _PACKAGE_DIR, code_key
+
+    copy = tmp_path / "stnet_lib"
+    shutil.copytree(_PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    physics, metrics = code_key(*PHYSICS_CODE, package_dir=copy), code_key("metrics", package_dir=copy)
+    assert physics == code_key(*PHYSICS_CODE) and physics != metrics
+    ttv = copy / "deconvolution" / "ttv.py"
+    ttv.write_text(ttv.read_text().replace("weight_temporal: float = ", "weight_temporal: float = 2 * "))
+    assert code_key(*PHYSICS_CODE, package_dir=copy) != physics
+    assert code_key("metrics", package_dir=copy) == metrics

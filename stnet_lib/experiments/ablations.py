@@ -49,7 +49,8 @@ from ..network.inference import predict_maps
 from ..network.stnet import TARGET_NAMES, STNetConfig
 from ..network.train import TrainConfig, fit
 from ..profiles import Profile
-from .data import content_key, digest, file_key, held_out_subjects, subject_scan
+from .data import (METRICS_CODE, NETWORK_CODE, code_key, content_key, digest, file_key, held_out_subjects,
+                   subject_scan)
 from .predictions import _training_key, time_grid, training_record
 
 __all__ = ["AXES", "OUTPUTS_AXIS", "OUTPUT_LABELS", "AblationRun", "ablation_runs", "train_ablations",
@@ -205,7 +206,7 @@ def score_ablations(manifest_path, runs_dir, profile: Profile, *, device: str = 
     checkpoints = {run.name: Path(runs_dir) / "ablations" / run.name / "best.pt" for run in runs}
     outputs = {run.name: run.outputs for run in runs}
     key = digest({k: file_key(v) for k, v in checkpoints.items()}, outputs, content_key(manifest_path),
-                 dataclasses.asdict(profile.evaluation), list(rows["subject_id"]))
+                 dataclasses.asdict(profile.evaluation), list(rows["subject_id"]), code_key(*METRICS_CODE, *NETWORK_CODE))
     cache = Path(runs_dir) / "ablations" / "scores.csv"
     stamp = cache.with_suffix(".json")
     try:

@@ -17,12 +17,19 @@ from ..profiles import Profile
 from ..simulation.cohort import simulate_cohort
 
 __all__ = ["MANIFEST_NAME", "cohort_manifest", "held_out_subjects", "subject_scan", "file_key", "content_key",
-           "digest"]
+           "digest", "code_key", "PHYSICS_CODE", "NETWORK_CODE", "METRICS_CODE"]
 
 log = logging.getLogger(__name__)
 
 #: Name of the manifest inside a cohort folder.
 MANIFEST_NAME = "data_manifest.csv"
+
+#: The library's source (files or folders under ``stnet_lib/``) that each kind of cached result
+#: depends on: deconvolution maps, ST-Net training and inference, metrics and tables.
+PHYSICS_CODE = ("constants.py", "signal.py", "io.py", "masking.py", "pipeline.py", "maps.py", "deconvolution")
+NETWORK_CODE = ("constants.py", "signal.py", "io.py", "masking.py", "maps.py", "network")
+METRICS_CODE = ("metrics", "evaluation.py")
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 def cohort_manifest(profile: Profile, data_dir, manifest=None, *, progress: bool = False) -> Path:
@@ -84,6 +91,21 @@ def file_key(path) -> str:
 def content_key(path) -> str:
     """A digest of a small file's bytes (a manifest, which the simulator rewrites unchanged on every run)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def code_key(*parts: str, package_dir: Path | None = None) -> str:
+    """A digest of the bytes of the library's ``.py`` files under ``parts`` (paths relative to
+    ``stnet_lib/``), so that a cached result is redone when the code that made it changes, not
+    only when the version number does."""
+    root = Path(package_dir) if package_dir is not None else _PACKAGE_DIR
+    files = []
+    for part in sorted(set(parts)):
+        path = root / part
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    sha = hashlib.sha256()
+    for path in files:
+        sha.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return sha.hexdigest()[:16]
 
 
 def digest(*parts) -> str:

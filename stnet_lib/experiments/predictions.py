@@ -7,7 +7,8 @@ Layout under a profile's ``runs_dir`` (``runs/<profile>``)::
 
 A subject's maps are valid while ``maps.json`` holds the same ``run_key``: a digest of the
 method, its options, the subject's input files (size and modification time), the ST-Net
-checkpoint for ``stnet`` and the package version. Anything else is recomputed; valid maps are
+checkpoint for ``stnet``, the package version and the source of the code that computes them
+(:func:`stnet_lib.experiments.data.code_key`: a changed default or formula redoes the maps). Anything else is recomputed; valid maps are
 kept, so a report re-run does only what changed.
 """
 
@@ -30,7 +31,8 @@ from ..manifest import load_manifest
 from ..network.stnet import STNetConfig
 from ..network.train import TrainConfig, train_from_manifest
 from ..pipeline import compute_maps
-from .data import digest, file_key, held_out_subjects, subject_scan
+from .data import (NETWORK_CODE, PHYSICS_CODE, code_key, digest, file_key, held_out_subjects,
+                   subject_scan)
 
 __all__ = ["available", "pred_dir", "pred_dirs", "predict_subjects", "time_grid", "train_stnet",
            "stnet_checkpoint", "training_record", "training_summary", "runs_summary"]
@@ -59,7 +61,8 @@ def _run_key(row: dict, method: str, options: dict) -> str:
     inputs = [file_key(row.get(column)) for column in _INPUT_COLUMNS]
     acquisition = [row.get("te_ms"), row.get("tr_s"), row.get("field_t")]
     opts = sorted((k, file_key(v) if k == "checkpoint" else repr(v)) for k, v in options.items())
-    return digest(method, opts, inputs, acquisition, __version__)
+    code = code_key(*PHYSICS_CODE, *(NETWORK_CODE if method == "stnet" else ()))
+    return digest(method, opts, inputs, acquisition, __version__, code)
 
 
 def _is_valid(folder: Path, key: str) -> bool:
@@ -144,7 +147,7 @@ def _training_key(manifest_path, cfg: TrainConfig, model_config: STNetConfig) ->
     rows = table[table["split"].isin(["train", "val"])].to_dict("records")
     files = [(r["subject_id"], r["split"], [file_key(r.get(c)) for c in (*_INPUT_COLUMNS, "cbv", "cbf", "tmax",
                                                                            "lesion_mask")]) for r in rows]
-    return digest(dataclasses.asdict(cfg), model_config.to_dict(), files, __version__)
+    return digest(dataclasses.asdict(cfg), model_config.to_dict(), files, __version__, code_key(*NETWORK_CODE))
 
 
 def training_record(run_dir) -> dict:

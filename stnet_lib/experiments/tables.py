@@ -22,7 +22,7 @@ from ..evaluation import (AGREEMENT_METRICS, EvaluationConfig, evaluate_manifest
                           summarize)
 from ..io import atomic_write
 from ..manifest import load_manifest
-from .data import content_key, digest
+from .data import METRICS_CODE, code_key, content_key, digest
 from .predictions import pred_dirs
 
 __all__ = ["METHOD_LABELS", "TABLE1_METRICS", "evaluate_cached", "table2", "table2_beside_paper",
@@ -49,7 +49,7 @@ def _evaluation_key(manifest_path, runs_dir, methods, config, split, segmentatio
             except (OSError, ValueError):
                 keys.append(None)
     return digest(list(methods), dataclasses.asdict(config), split, segmentation_reference,
-                  content_key(manifest_path), keys)
+                  content_key(manifest_path), keys, code_key(*METRICS_CODE))
 
 
 def evaluate_cached(manifest_path, runs_dir, methods, *, config: EvaluationConfig = EvaluationConfig(),
