@@ -11,7 +11,7 @@ from stnet_lib.report import LAB_NOTEBOOKS, NOTEBOOKS, NotebookFailed, run_repor
 
 #: Files each notebook must leave in the report folder.
 EXPECTED = {
-    "cohort": ["cohort_split.md", "cohort_statistics.md", "cohort_subject.png"],
+    "cohort": ["cohort_split.md", "cohort_acquisition.md", "cohort_statistics.md", "cohort_subject.png"],
     "train": ["train_summary.md", "train_learning_curve.png", "train_inference.csv"],
     "baselines": ["baselines.md", "baselines_maps.png"],
     "table2": ["table2.md", "table2.csv", "table2_beside_paper.md", "table2_paper_convention.md",
@@ -87,3 +87,27 @@ def test_a_cohort_of_ones_own_gets_its_own_report_and_run_folders(tmp_path, monk
     assert out == tmp_path / "reports" / "quick-hospital"
     assert seen[0]["manifest"] == str(manifest.resolve()) and seen[0]["runs_dir"].endswith("quick-hospital")
     assert "your manifest" in (out / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_cohort_notebook_describes_a_cohort_of_ones_own_without_simulating(tmp_path):
+    """With ``manifest`` the cohort notebook reads that cohort (headers, masks, curves) and simulates nothing."""
+    import numpy as np
+    import papermill
+    from stnet_synthetic import write_cohort
+
+    from stnet_lib.experiments.cohort_summary import acquisition_table
+
+    manifest = write_cohort(tmp_path / "hospital", np.random.default_rng(5))
+    data_dir, report = tmp_path / "no-simulation-here", tmp_path / "report"
+    papermill.execute_notebook(NOTEBOOKS_DIR / "cohort.ipynb", tmp_path / "cohort.ipynb", cwd=str(NOTEBOOKS_DIR),
+                               parameters={"profile": "smoke", "data_dir": str(data_dir), "report_dir": str(report),
+                                           "manifest": str(manifest)}, progress_bar=False)
+    assert not data_dir.exists()
+    for filename in ("cohort_acquisition.md", "cohort_split.md", "cohort_curves.png"):
+        assert (report / filename).stat().st_size > 0, filename
+    assert not (report / "cohort_statistics.md").exists()
+    table = acquisition_table(manifest)
+    assert list(table["split"]) == ["train", "train", "val", "test"]
+    assert (table["frames"] > 1).all() and table["masks"].str.contains("brain").all()
+    assert (table["reference"] == "cbv, cbf, mtt, tmax").all()
