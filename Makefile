@@ -2,12 +2,14 @@
 #   make report   create .venv, install, regenerate reports/$(PROFILE)/ (default: quick profile, CPU)
 #   make test     create .venv, install, run the test suite
 # Options: PROFILE=smoke|quick|paper  DEVICE=cpu|cuda|auto  WHEELS=DIR (offline install from a folder of wheels)
+#          MANIFEST=path/to/data_manifest.csv (report on a cohort of one's own: reports/<profile>-<its folder>/)
 
 PYTHON  ?= python3
 VENV    ?= .venv
 PROFILE ?= quick
 DEVICE  ?= cpu
 WHEELS  ?=
+MANIFEST ?=
 PYTEST_ARGS ?=
 
 BIN     := $(VENV)/bin
@@ -33,7 +35,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 report: $(STAMP)
-	$(BIN)/python -m stnet_lib.report --profile $(PROFILE) --device $(DEVICE)
+	$(BIN)/python -m stnet_lib.report --profile $(PROFILE) --device $(DEVICE) $(if $(MANIFEST),--manifest $(MANIFEST),)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
