@@ -340,3 +340,28 @@ def test_code_key_follows_the_source_that_made_a_result(tmp_path):
     ttv.write_text(ttv.read_text().replace("weight_temporal: float = ", "weight_temporal: float = 2 * "))
     assert code_key(*PHYSICS_CODE, package_dir=copy) != physics
     assert code_key("metrics", package_dir=copy) == metrics
+
+
+def test_ablations_are_scored_on_reference_tmax_subjects_when_no_test_subject_is_labelled(tmp_path):
+    """A cohort of one's own without lesion labels: the test subjects with a reference Tmax; none: a clear error."""
+    from stnet_synthetic import write_cohort
+
+    from stnet_lib._validation import StnetInputError
+    from stnet_lib.experiments.ablations import _scored_subjects
+    from stnet_lib.manifest import load_manifest, write_manifest
+
+    manifest = write_cohort(tmp_path / "site", np.random.default_rng(2))
+    assert list(_scored_subjects(manifest, None)["subject_id"]) == ["sub-03"]  # no has_lesion_label column
+    table = load_manifest(manifest).drop(columns=["cbv", "cbf", "mtt", "tmax"])
+    bare = write_manifest(table, tmp_path / "site" / "bare.csv")
+    with pytest.raises(StnetInputError, match="reference Tmax"):
+        _scored_subjects(bare, None)
+
+
+def test_the_report_readme_says_when_a_table_has_no_rows(tmp_path):
+    from stnet_lib.experiments.readme import _table
+
+    (tmp_path / "table1.csv").write_text("\n")  # what an empty DataFrame's to_csv writes
+    assert "no rows for this cohort" in _table(tmp_path, "table1", "Table 1")
+    pd.DataFrame({"a": [1.0]}).to_csv(tmp_path / "table2.csv", index=False)
+    assert "1.000" in _table(tmp_path, "table2", "Table 2")

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from .._validation import StnetInputError
 from ..evaluation import evaluate_subject
 from ..io import atomic_write
 from ..manifest import load_manifest
@@ -191,6 +192,20 @@ def _subject_inputs(row: dict, threshold_s: float):
     return scan, reference, brain, hp, ndimage.binary_dilation(hp, structure=margin)
 
 
+def _scored_subjects(manifest_path, limit: int | None) -> pd.DataFrame:
+    """The labelled test subjects; for a cohort without lesion labels, the test subjects with a
+    reference Tmax (their HP is reference Tmax > threshold all the same)."""
+    rows = held_out_subjects(manifest_path, labelled=True, limit=limit)
+    if rows.empty:
+        rows = held_out_subjects(manifest_path)
+        rows = rows[rows["tmax"].notna() & (rows["tmax"].astype(str) != "")] if "tmax" in rows else rows.iloc[:0]
+        rows = rows.iloc[:limit] if limit is not None else rows
+    if rows.empty:
+        raise StnetInputError(f"{manifest_path} has no test subject with a reference Tmax map, on which the "
+                              "ablations are scored: give test subjects a tmax column (and cbv, cbf)")
+    return rows
+
+
 def score_ablations(manifest_path, runs_dir, profile: Profile, *, device: str = "cpu") -> pd.DataFrame:
     """HP metrics of every ablation run on the labelled test subjects (per-subject rows, cached).
 
@@ -202,7 +217,7 @@ def score_ablations(manifest_path, runs_dir, profile: Profile, *, device: str = 
         :data:`stnet_lib.evaluation.RESULT_COLUMNS` (region ``HP`` only) plus ``run``.
     """
     runs, _ = ablation_runs(profile)
-    rows = held_out_subjects(manifest_path, labelled=True, limit=profile.ablations.n_subjects)
+    rows = _scored_subjects(manifest_path, profile.ablations.n_subjects)
     checkpoints = {run.name: Path(runs_dir) / "ablations" / run.name / "best.pt" for run in runs}
     outputs = {run.name: run.outputs for run in runs}
     key = digest({k: file_key(v) for k, v in checkpoints.items()}, outputs, content_key(manifest_path),

@@ -62,7 +62,12 @@ def _table(report_dir: Path, name: str, what: str, floatfmt: str = ".3f", column
     path = report_dir / f"{name}.csv"
     if not path.is_file():
         return f"*{what}: not produced in this run (`{name}.csv` missing).*\n"
-    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    try:
+        table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        table = pd.DataFrame()
+    if table.empty:  # e.g. Table 1 of a cohort without labelled test subjects
+        return f"*{what}: no rows for this cohort (see `{name}.md`).*\n"
     table = table[[c for c in columns if c in table]] if columns else table
     return markdown_table(table, floatfmt=floatfmt)
 
