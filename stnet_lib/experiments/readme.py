@@ -24,7 +24,7 @@ DIFFERENCES = (
     "**Data.** The paper's 138 acute-stroke patients are private. The synthetic cohort stands in for them: "
     "MNI152-derived brains, territory-shaped lesions, delay and dispersion, and Rician noise "
     "(`cohort_statistics.md`, `cohort_departures.md`). A real cohort can replace it through a manifest "
-    "(`python -m stnet_lib.report --manifest data_manifest.csv`).",
+    "(`make report MANIFEST=path/to/data_manifest.csv`).",
     "**Reference maps.** The reference is the simulation's exact truth: CBV and CBF as simulated, "
     "MTT = 60·CBV/CBF, and Tmax = delay + argmax of the dispersed residue. The paper used RAPID's maps, so its "
     "network learned RAPID's estimator. On our data the deconvolution baselines carry their own "
@@ -41,6 +41,11 @@ DIFFERENCES = (
     "of the cohort's scans cover, because the synthetic TR varies between subjects.",
     "**Table 1 labels.** The labelled test subjects' lesion masks are the reference Tmax > 6 s, not a "
     "radiologist's outline.",
+    "**TTV.** Fang's objective (anisotropic TV over x, y, z and t, block-circulant AIF matrix) is solved by "
+    "Chambolle–Pock from a cSVD start and stopped at 100 iterations, which is part of the regularisation; "
+    "Fang's code uses FISTA with an inexact TV step. Its weights were chosen against the truth on validation "
+    "subjects of the synthetic cohort (`bench/tune_ttv.py`, `TTVConfig`); the paper ran Fang's method with "
+    "its authors' settings.",
 )
 
 
