@@ -6,7 +6,7 @@ import pytest
 
 from stnet_lib import paper
 from stnet_lib._validation import StnetInputError
-from stnet_lib.commands.train import TRAIN_PROFILES
+from stnet_lib.profiles import TRAIN_PROFILES
 from stnet_lib.experiments.ablations import AXES, OUTPUTS_AXIS, ablation_runs
 from stnet_lib.network.stnet import TARGET_NAMES
 from stnet_lib.profiles import PROFILES, AblationPlan, get_profile

@@ -13,25 +13,12 @@ import logging
 import sys
 from pathlib import Path
 
-from ..network.train import TrainConfig, train_from_manifest
 from ..network.stnet import STNetConfig
+from ..network.train import TrainConfig, train_from_manifest
+from ..profiles import TRAIN_PROFILES
 
 log = logging.getLogger(__name__)
 
-#: Training settings per profile. ``paper`` keeps the paper's (Adam 1e-4 constant, batch 512,
-#: ≤ 400 epochs, patience 50, stride 3, ratio 2). ``quick`` departs on purpose: lr 1e-3 reaches
-#: in ~5 CPU minutes what 1e-4 reaches in ~20 (reference/feasibility_cpu.md §3), decayed by a
-#: cosine to 1e-5 so that the last epochs settle instead of rattling at 1e-3, and shifts the
-#: samples in time by up to ±3 frames (the quick cohort has only 7 training AIFs; the shift
-#: removed a per-subject Tmax bias of up to −0.9 s: test Dice 0.938 → 0.944, CBF NRMSE
-#: 0.229 → 0.175, one seed each). 200 epochs of the quick cohort (~2,000 samples each, ~390k
-#: samples) take ~4–5 min on 2 uncontended cores. ``smoke`` only checks that everything runs.
-TRAIN_PROFILES = {
-    "smoke": TrainConfig(epochs=2, patience=2, lr=1e-3, batch_size=128, stride=3, ratio=2.0, eval_batch_size=1024),
-    "quick": TrainConfig(epochs=200, patience=50, lr=1e-3, lr_schedule="cosine", lr_min=1e-5, batch_size=512,
-                         stride=3, ratio=2.0, time_shift_frames=3),
-    "paper": TrainConfig(),
-}
 _OVERRIDES = ("epochs", "patience", "lr", "lr_schedule", "batch_size", "stride", "ratio", "physics_weight", "seed",
               "time_shift_frames")
 

@@ -270,6 +270,8 @@ def fit(train: Cohort, val: Cohort, model_config: STNetConfig, cfg: TrainConfig,
         if rank == 0:
             _save_epoch(out_dir, net, optimizer, state, common, dev, improved)
         log.info("epoch %d: train %.4f val %.4f%s", epoch, tr[0], va[0], " (best)" if improved else "")
+    if world > 1:  # every rank returns once rank 0 has written the files (and none tears gloo down mid-write)
+        dist.barrier()
     return out_dir / "best.pt"
 
 
