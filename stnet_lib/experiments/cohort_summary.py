@@ -45,11 +45,10 @@ def acquisition_table(manifest_path) -> pd.DataFrame:
 
 
 def split_table(manifest_path) -> pd.DataFrame:
-    """Subjects per split, with how many have a lesion label and reference maps."""
-    table = acquisition_table(manifest_path)
+    """Subjects per split, with how many have a lesion label and reference maps (from the manifest alone)."""
     manifest = load_manifest(manifest_path)
-    table["lesion label"] = manifest["has_lesion_label"].astype(bool).to_numpy() if "has_lesion_label" in manifest \
-        else False
-    table["reference maps"] = table["reference"] != "—"
-    return table.groupby("split").agg(subjects=("subject_id", "size"), with_lesion_label=("lesion label", "sum"),
-                                      with_reference_maps=("reference maps", "sum")).reset_index()
+    labelled = manifest["has_lesion_label"].astype(bool) if "has_lesion_label" in manifest else False
+    reference = manifest[[m for m in MAP_NAMES if m in manifest]].map(_present).any(axis=1)
+    table = pd.DataFrame({"split": manifest["split"], "labelled": labelled, "reference": reference})
+    return table.groupby("split").agg(subjects=("split", "size"), with_lesion_label=("labelled", "sum"),
+                                      with_reference_maps=("reference", "sum")).reset_index()

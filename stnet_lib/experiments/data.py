@@ -4,6 +4,7 @@ any cohort described by a manifest.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from pathlib import Path
@@ -96,10 +97,21 @@ def content_key(path) -> str:
 def code_key(*parts: str, package_dir: Path | None = None) -> str:
     """A digest of the bytes of the library's ``.py`` files under ``parts`` (paths relative to
     ``stnet_lib/``), so that a cached result is redone when the code that made it changes, not
-    only when the version number does."""
-    root = Path(package_dir) if package_dir is not None else _PACKAGE_DIR
+    only when the version number does. The imported library's keys are computed once per process
+    (the code a process runs does not change under it); another ``package_dir`` is read each time."""
+    if package_dir is None:
+        return _library_code_key(tuple(sorted(set(parts))))
+    return _source_digest(Path(package_dir), sorted(set(parts)))
+
+
+@functools.lru_cache(maxsize=None)
+def _library_code_key(parts: tuple[str, ...]) -> str:
+    return _source_digest(_PACKAGE_DIR, parts)
+
+
+def _source_digest(root: Path, parts) -> str:
     files = []
-    for part in sorted(set(parts)):
+    for part in parts:
         path = root / part
         files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
     sha = hashlib.sha256()
