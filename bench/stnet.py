@@ -4,10 +4,17 @@
 
 Naive = what a first implementation does: every patch of the brain unfolded into memory at
 once (n_vox × 49 × T floats), contiguous tensors, batch 512. Ours = patches gathered on the fly
-from the padded series (``PatchTable``), channels-last 3-D memory format on the CPU, batch
-2048 for inference; bf16 autocast and the data on the device on a GPU. Same model, same run.
-On a GPU it also times a whole 256×256×20 brain (``predict_maps``) and one training epoch of
-``--epoch-samples`` samples (the paper profile's epoch size; default 100,000).
+from the padded series (``PatchTable``), channels-last 3-D memory format (for training on
+the CPU only), batch 2048 for inference; bf16 autocast and the data on the device on a GPU. Same model, same run.
+On a GPU it also times a whole 256×256×20 brain (``predict_maps``: input preparation on the
+device, then the network; at three batch sizes) and one training epoch of ``--epoch-samples``
+samples (the paper profile's epoch is ~355,000).
+
+Layouts tried for GPU inference (H100, bf16, batch 16,384, the network alone; 2026-11-24):
+default 716k voxels/s, channels-last 3-D 913k (adopted), the spatial encoder as 2-D convolutions
+over (batch·time) 752k, ``torch.compile`` of that 1.33M after a 22 s compilation (not adopted:
+it costs more than a whole brain takes). For training on the H100, channels-last was slower
+(~43k against ~46–59k samples/s), so training keeps it on the CPU only.
 """
 
 from __future__ import annotations
@@ -59,12 +66,10 @@ def bench_inference(device, seconds, rng):
     table = PatchTable([torch.from_numpy(volume)]).to(device)
     coords = torch.from_numpy(np.argwhere(brain)[:2048]).to(device)
     subject = torch.zeros(len(coords), dtype=torch.long, device=device)
-    fast_model = model.to(memory_format=torch.channels_last_3d) if device.type == "cpu" else model
+    fast_model = model.to(memory_format=torch.channels_last_3d)
 
     def fast():
-        patches = table.gather(subject, coords)
-        if device.type == "cpu":
-            patches = patches.contiguous(memory_format=torch.channels_last_3d)
+        patches = table.gather(subject, coords).contiguous(memory_format=torch.channels_last_3d)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             fast_model(patches, reference)
 
@@ -79,7 +84,7 @@ def bench_training(device, seconds, rng):
     for optimised in (False, True):
         torch.manual_seed(0)
         model = STNet(STNetConfig(n_frames=T)).to(device)
-        if optimised and device.type == "cpu":
+        if optimised and device.type == "cpu":  # on a GPU it slows training (network/train.py)
             model = model.to(memory_format=torch.channels_last_3d)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
         table = PatchTable([torch.from_numpy(volume)]).to(device)
@@ -105,8 +110,8 @@ def bench_training(device, seconds, rng):
     return tuple(results)
 
 
-def bench_whole_brain(device):
-    """Seconds for predict_maps on a 256×256×20×50 brain (GPU only)."""
+def bench_whole_brain(device, batch_sizes=(None,)):
+    """predict_maps on a 256×256×20×50 brain (GPU only): [(batch, total s, inputs s, network s)], voxels."""
     rng = np.random.default_rng(0)
     volume, brain = _volume((256, 256, 20), rng)
     aif = np.zeros(brain.shape, bool)
@@ -117,12 +122,16 @@ def bench_whole_brain(device):
     scan = Scan(signal.astype(np.float32), np.eye(4), None, 30.0, 1.5, aif, brain & ~aif)
     model = STNet(STNetConfig(n_frames=T, dt_s=1.5))
     payload = {"config": model.config.to_dict(), "model": model.state_dict()}
-    predict_maps(scan, payload, device=str(device))
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    predict_maps(scan, payload, device=str(device))
-    torch.cuda.synchronize()
-    return time.perf_counter() - start, int(brain.sum())
+    rows = []
+    for batch in batch_sizes:
+        predict_maps(scan, payload, device=str(device), batch_size=batch)  # warm-up (cuDNN search)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        maps = predict_maps(scan, payload, device=str(device), batch_size=batch)
+        torch.cuda.synchronize()
+        rows.append((maps.params["batch_size"], time.perf_counter() - start, maps.params["seconds_inputs"],
+                     maps.params["seconds_network"]))
+    return rows, int(brain.sum())
 
 
 def main() -> None:
@@ -130,7 +139,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seconds", type=float, default=8.0, help="timing window per measurement")
-    parser.add_argument("--epoch-samples", type=int, default=100_000)
+    parser.add_argument("--epoch-samples", type=int, default=355_000)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -144,8 +153,10 @@ def main() -> None:
     print(f"training   stnet (on-the-fly gather, batch 512):  {fast_tr:8.0f} samples/s  ({fast_tr / naive_tr:.2f}x)")
     print(f"training   one epoch of {args.epoch_samples} samples: {args.epoch_samples / fast_tr:.1f} s")
     if device.type == "cuda":
-        seconds, n_vox = bench_whole_brain(device)
-        print(f"inference  whole 256x256x20 brain ({n_vox} voxels, incl. normalisation): {seconds:.2f} s")
+        rows, n_vox = bench_whole_brain(device, (None, 4096, 65536))
+        for batch, seconds, inputs_s, network_s in rows:
+            print(f"inference  whole 256x256x20 brain ({n_vox} voxels), batch {batch}: {seconds:.2f} s "
+                  f"(inputs {inputs_s:.2f} s, network {network_s:.2f} s; {n_vox / network_s:,.0f} voxels/s)")
 
 
 if __name__ == "__main__":

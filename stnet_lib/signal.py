@@ -2,6 +2,9 @@
 
 A DSC series is (x, y, z, t) or any (..., t) array: time is the last axis. TE arrives in
 milliseconds (``te_ms``) and is converted to seconds once, here.
+
+Eq. 1 and eq. 2 (tissue) also take torch tensors, on any device, and return tensors there: the
+same lines run for numpy on the CPU and for a whole brain on a GPU (ST-Net's inference).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 from typing import NamedTuple
 
 import numpy as np
+import torch
 
 from .constants import relaxivities
 from ._validation import StnetInputError, check_positive, check_time_axis
@@ -30,6 +34,16 @@ MIN_BASELINE_FRAMES = 2
 #: Lowest signal kept, as a fraction of S0: a signal at or below zero (a dropout, a saturated
 #: arterial voxel) would make ln(S/S0) infinite, so it is raised to this floor and counted.
 SIGNAL_FLOOR_FRACTION = 1e-3
+
+
+def _float64(values):
+    """``values`` as float64: a tensor stays a tensor (on its device), anything else becomes an ndarray."""
+    return values.double() if isinstance(values, torch.Tensor) else np.asarray(values, dtype=np.float64)
+
+
+def _namespace(values):
+    """The array library of ``values`` (torch or numpy), for the few functions whose names they share."""
+    return torch if isinstance(values, torch.Tensor) else np
 
 
 class DeltaR2(NamedTuple):
@@ -95,7 +109,7 @@ def signal_to_delta_r2(signal: np.ndarray, te_ms: float, *, baseline: slice | No
 
     Parameters
     ----------
-    signal : ndarray, shape (..., t)
+    signal : ndarray or Tensor, shape (..., t)
         Magnitude signal [arbitrary units].
     te_ms : float
         Echo time [ms].
@@ -105,7 +119,8 @@ def signal_to_delta_r2(signal: np.ndarray, te_ms: float, *, baseline: slice | No
     Returns
     -------
     DeltaR2
-        ``delta_r2_per_s`` (..., t) [1/s], ``s0`` (...), the ``baseline`` used and ``n_clipped``,
+        ``delta_r2_per_s`` (..., t) [1/s] and ``s0`` (...), float64 of the input's kind (a tensor
+        stays on its device), the ``baseline`` used and ``n_clipped``,
         the number of samples whose signal was at or below zero or S0 ≤ 0.
 
     Notes
@@ -114,18 +129,18 @@ def signal_to_delta_r2(signal: np.ndarray, te_ms: float, *, baseline: slice | No
     raised to that floor. Both are counted and logged, never turned into NaN.
     """
     te_s = check_positive(te_ms, "te_ms", "ms") / 1000.0
-    signal = np.asarray(signal, dtype=np.float64)
+    signal, xp = _float64(signal), _namespace(signal)
     if baseline is None:
-        baseline = detect_baseline(signal)
+        baseline = detect_baseline(signal if xp is np else signal.cpu().numpy())
     s0 = signal[..., baseline].mean(axis=-1)
     valid = s0 > 0
-    safe_s0 = np.where(valid, s0, 1.0)[..., None]
+    safe_s0 = xp.where(valid, s0, 1.0)[..., None]
     ratio = signal / safe_s0
     low = (ratio < SIGNAL_FLOOR_FRACTION) & valid[..., None]
     n_clipped = int(low.sum()) + int((~valid).sum()) * signal.shape[-1]
     if n_clipped:
         log.warning("%d signal samples at or below zero (or with S0 <= 0) were floored", n_clipped)
-    delta_r2 = -np.log(np.maximum(ratio, SIGNAL_FLOOR_FRACTION)) / te_s
+    delta_r2 = -xp.log(ratio.clip(min=SIGNAL_FLOOR_FRACTION)) / te_s
     delta_r2[~valid] = 0.0
     return DeltaR2(delta_r2, s0, baseline, n_clipped)
 
@@ -137,18 +152,19 @@ def delta_r2_to_concentration(
 
     Tissue is linear, C = ΔR2*/r2*. Arterial blood is quadratic when ``quadratic`` (Kjølby et al.
     2006, doi:10.1002/mrm.20937): ΔR2* = a·C + b·C², solved for the positive root; else linear
-    with the tissue relaxivity, as the paper's C ∝ ΔR2*.
+    with the tissue relaxivity, as the paper's C ∝ ΔR2*. A torch tensor is returned as a float64
+    tensor on its device.
     """
     rel = relaxivities(field_t)
-    delta_r2_per_s = np.asarray(delta_r2_per_s, dtype=np.float64)
+    delta_r2_per_s = _float64(delta_r2_per_s)
     if kind == "tissue" or (kind == "arterial" and not quadratic):
         return delta_r2_per_s / rel["r2star_tissue"]
     if kind != "arterial":
         raise StnetInputError(f"kind must be one of ('tissue', 'arterial'); got {kind!r}")
-    a, b = rel["arterial_a"], rel["arterial_b"]
+    a, b, xp = rel["arterial_a"], rel["arterial_b"], _namespace(delta_r2_per_s)
     # Odd extension keeps the map monotonic through zero, so baseline noise stays centred on 0.
-    magnitude = (-a + np.sqrt(a * a + 4.0 * b * np.abs(delta_r2_per_s))) / (2.0 * b)
-    return np.sign(delta_r2_per_s) * magnitude
+    magnitude = (-a + xp.sqrt(a * a + 4.0 * b * xp.abs(delta_r2_per_s))) / (2.0 * b)
+    return xp.sign(delta_r2_per_s) * magnitude
 
 
 def concentration_to_delta_r2(

@@ -208,6 +208,12 @@ def test_ttv_beats_every_svd_method_against_the_truth(errors_against_truth):
     (9101, SNR 20). The issue asks for ≥ 15 % on every volume; on 9101 at SNR 20 and 10 the error is
     dominated by a bias every method shares (dispersion lowers the residue's peak below the flow; no
     deconvolution recovers it), so the noise that TTV removes is a small part of it.
+
+    Not reached by retuning on the validation subjects (TTVConfig's docstring, second search):
+    lighter regularisation (200 iterations) would give 0.76–0.81 on these six volumes, but the
+    same change gives 1.16 and 1.10 on validation subjects 7001 and 7003 at SNR 20, where the
+    unregularised deconvolution overestimates CBF even without noise; the settings are chosen
+    there, not here, so the thresholds stay as measured.
     """
     cbf, tmax = errors_against_truth["cbf_rmse"], errors_against_truth["tmax_mae_s"]
     cbf_ratio = cbf["ttv"] / cbf[["ssvd", "csvd", "osvd"]].min(axis=1)

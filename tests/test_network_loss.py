@@ -111,3 +111,33 @@ def test_a_network_without_cbv_has_no_physics_term():
     assert parts.supervised.item() == pytest.approx(expected, rel=1e-6) and parts.physics.item() == 0.0
     with pytest.raises(ValueError, match="weight must be 0 for a network without a CBV output"):
         stnet_loss(torch.from_numpy(predicted), torch.from_numpy(target), cbv_ml_100g=None, weight=0.1, **args)
+
+
+@pytest.mark.parametrize("normalisation", ["concentration", "signal_ratio"])
+def test_the_torch_path_gives_the_numpy_paths_inputs(normalisation):
+    """``prepare_inputs(device=...)`` (inference on a GPU) against the numpy path (training):
+    a noisy multi-voxel series with a VOF, resampled from TR 1.5 s onto 1.2 s, one voxel with S0 ≤ 0."""
+    rng = np.random.default_rng(4)
+    te_ms, tr_s = 30.0, 1.5
+    c_aif, c_tissue = tissue_curves(rng.uniform(20, 70, 22), rng.uniform(2, 5, 22), delay_s=1.0, tr_s=tr_s,
+                                    n_frames=60)
+    signal, brain, aif = _scan(0.6 * c_aif, c_tissue, te_ms)
+    vein = concentration_to_delta_r2(np.roll(c_aif, 3), kind="arterial")
+    signal = np.concatenate([signal, delta_r2_to_signal(vein, 400.0, te_ms)[None, None, None]], axis=0)
+    signal = (signal * rng.normal(1.0, 0.02, signal.shape)).reshape(4, 6, 1, -1)
+    signal[3, 4] = 0.0  # a voxel without signal
+    brain = np.append(brain, False).reshape(4, 6, 1)
+    aif = np.append(aif, False).reshape(4, 6, 1)
+    vof = np.zeros_like(aif)
+    vof[3, 5] = True
+    grid = dict(te_ms=te_ms, tr_s=tr_s, n_frames=60, dt_s=1.2, vof_mask=vof, normalisation=normalisation)
+    reference = prepare_inputs(signal, brain, aif, **grid)
+    on_torch = prepare_inputs(signal, brain, aif, device="cpu", **grid)
+    assert isinstance(on_torch.volume, torch.Tensor) and isinstance(reference.volume, np.ndarray)
+    np.testing.assert_allclose(on_torch.volume.numpy(), reference.volume, rtol=1e-6, atol=1e-7)
+    for name in ("baseline", "aif_curve", "tissue_integral_mM_s"):
+        np.testing.assert_allclose(getattr(on_torch, name), getattr(reference, name), rtol=1e-6, atol=1e-7,
+                                   err_msg=name)
+    assert (on_torch.aif_integral_mM_s, on_torch.k_av, on_torch.baseline_frames) == pytest.approx(
+        (reference.aif_integral_mM_s, reference.k_av, reference.baseline_frames))
+    assert reference.k_av != 1.0 and np.abs(reference.volume).max() > 0

@@ -44,7 +44,7 @@ def test_sampling_follows_stride_and_ratio(manifest):
     assert len(np.unique(rows)) == len(rows)
 
 
-def test_training_writes_checkpoints_and_curves(manifest, tmp_path):
+def test_training_writes_checkpoints_and_curves(manifest, tmp_path, monkeypatch):
     best = train_from_manifest(manifest, tmp_path, TINY_TRAIN, progress=False)
     payload = load_checkpoint(tmp_path / "last.pt")
     assert best.is_file() and payload["epoch"] == TINY_TRAIN.epochs - 1
@@ -55,6 +55,7 @@ def test_training_writes_checkpoints_and_curves(manifest, tmp_path):
     assert [int(r["epoch"]) for r in rows] == list(range(TINY_TRAIN.epochs))
     assert all(float(r["val_loss"]) > 0 and int(r["n_samples"]) > 0 for r in rows)
     assert float(rows[-1]["train_supervised"]) < float(rows[0]["train_supervised"])
+    monkeypatch.setattr(train_module, "load_cohorts", lambda *a, **k: pytest.fail("refuse before reading the cohort"))
     with pytest.raises(StnetInputError, match="--resume"):
         train_from_manifest(manifest, tmp_path, TINY_TRAIN, progress=False)
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from curves import gamma_variate
 from stnet_lib._validation import StnetInputError
@@ -69,3 +70,22 @@ def test_bad_te_and_too_short_a_baseline_are_refused():
     early_bolus = 100.0 - 50.0 * gamma_variate(np.arange(20.0), t0_s=0.0, peak_mM=1.0)
     with pytest.raises(StnetInputError, match="before the bolus arrives"):
         detect_baseline(early_bolus[None, :])
+
+
+def test_eq1_and_eq2_take_torch_tensors_and_agree_with_numpy():
+    """The same functions run on tensors (whole-brain inference on a GPU): float64 tensors back, same values."""
+    rng = np.random.default_rng(8)
+    signal = 400 * np.exp(-rng.uniform(0, 1.5, (50, 30)))
+    signal[:, :5] = 400.0
+    signal[3] = 0.0  # S0 ≤ 0: zeros, counted
+    signal[4, 12] = -2.0  # below the floor
+    ours = signal_to_delta_r2(torch.from_numpy(signal), 30.0, baseline=slice(0, 5))
+    reference = signal_to_delta_r2(signal, 30.0, baseline=slice(0, 5))
+    assert isinstance(ours.delta_r2_per_s, torch.Tensor) and ours.delta_r2_per_s.dtype == torch.float64
+    np.testing.assert_allclose(ours.delta_r2_per_s.numpy(), reference.delta_r2_per_s, rtol=1e-12)
+    np.testing.assert_allclose(ours.s0.numpy(), reference.s0, rtol=1e-12)
+    assert ours.n_clipped == reference.n_clipped > 0
+    for kind in ("tissue", "arterial"):
+        np.testing.assert_allclose(
+            delta_r2_to_concentration(torch.from_numpy(reference.delta_r2_per_s), kind=kind, field_t=3.0).numpy(),
+            delta_r2_to_concentration(reference.delta_r2_per_s, kind=kind, field_t=3.0), rtol=1e-12)

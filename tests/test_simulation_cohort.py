@@ -61,6 +61,17 @@ def test_same_seed_gives_identical_files_and_a_rerun_keeps_complete_subjects(smo
     assert cohort.subject_is_complete(tmp_path / "sub-002", verify=True)
 
 
+def test_subjects_simulated_in_parallel_processes_are_identical(smoke_cohort, tmp_path):
+    """``jobs`` only changes where subjects are simulated: the files are byte-identical."""
+    out, manifest = smoke_cohort
+    table = simulate_cohort(PROFILES["smoke"], tmp_path, limit=3, progress=False, jobs=2)
+    assert list(table["subject_id"]) == list(manifest["subject_id"][:3])
+    for subject_id in table["subject_id"]:
+        for name in ("dsc.nii.gz", "tmax.nii.gz", "cbf.nii.gz", "aif_mask.nii.gz"):
+            assert _digest(tmp_path / subject_id / name) == _digest(out / subject_id / name), (subject_id, name)
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
 def test_an_interrupted_run_leaves_no_half_written_subject(tmp_path, monkeypatch):
     calls = []
     real = cohort.write_subject
@@ -142,6 +153,9 @@ def test_simulate_command_writes_a_cohort_and_rejects_a_bad_limit(tmp_path, caps
     assert 0 < np.median(rapid[brain] - truth[brain]) < 2.5  # SVD's Tmax lags the truth by about a frame
     bad = parser.parse_args(["simulate", "--profile", "smoke", "--out", str(tmp_path), "--limit", "0"])
     with pytest.raises(ValueError, match="--limit must be a positive number"):
+        simulate_command.run(bad)
+    bad = parser.parse_args(["simulate", "--profile", "smoke", "--out", str(tmp_path), "--jobs", "0"])
+    with pytest.raises(ValueError, match="--jobs must be a positive number"):
         simulate_command.run(bad)
 
 

@@ -23,6 +23,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="cohort folder (default data/<profile>)")
     parser.add_argument("--seed", type=int, help="override the profile's seed")
     parser.add_argument("--limit", type=int, help="simulate only the first N subjects")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="subjects simulated at once, one process each (identical files for any value)")
     parser.add_argument("--no-noise", action="store_true", help="noise-free float32 series (for checks)")
     parser.add_argument("--rapid-like", action="store_true",
                         help="also write RAPID-like reference maps (fixed oSVD on the noise-free curves)")
@@ -39,9 +41,11 @@ def run(args) -> int:
         return 0
     if args.limit is not None and args.limit < 1:
         raise StnetInputError(f"--limit must be a positive number of subjects; got {args.limit}")
+    if args.jobs < 1:
+        raise StnetInputError(f"--jobs must be a positive number of processes; got {args.jobs}")
     profile = PROFILES[args.profile]
     out = args.out or DATA_DIR / profile.name
     table = simulate_cohort(profile, out, seed=args.seed, noise=not args.no_noise, verify=args.verify, limit=args.limit,
-                            rapid_like=args.rapid_like)
+                            rapid_like=args.rapid_like, jobs=args.jobs)
     print(f"wrote {len(table)} subjects and {out / 'data_manifest.csv'}")
     return 0

@@ -16,6 +16,8 @@ neighbouring voxels of one patient into both sets).
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,27 +117,45 @@ def _load_map(path, shape, what: str) -> np.ndarray:
 
 
 def load_subjects(manifest, split: str, *, n_frames: int, dt_s: float,
-                  normalisation: str = "concentration", vof_correction: bool = False) -> list[Subject]:
-    """Read the subjects of one split of a loaded manifest (``load_manifest``) into memory."""
-    subjects = []
-    for row in manifest[manifest["split"] == split].itertuples():
-        tr_s = None if not np.isfinite(row.tr_s) else row.tr_s
-        scan = load_scan(row.dsc, row.aif_mask, row.vof_mask, row.brain_mask, row.te_ms, tr_s, field_t=row.field_t)
-        if vof_correction and scan.vof_mask is None:
-            raise StnetInputError(f"subject {row.subject_id} has no vof_mask, but the others have: give every "
-                                  "training subject a VOF mask or none")
-        inputs = prepare_inputs(scan.signal, scan.brain_mask, scan.aif_mask, te_ms=scan.te_ms, tr_s=scan.tr_s,
-                                n_frames=n_frames, dt_s=dt_s, field_t=scan.field_t, normalisation=normalisation,
-                                vof_mask=scan.vof_mask if vof_correction else None)
-        shape = scan.signal.shape[:3]
-        targets = np.stack([_load_map(getattr(row, name), shape, name) for name in TARGET_NAMES], axis=-1)
-        if row.lesion_mask is not None:
-            lesion = np.asarray(load_nifti(row.lesion_mask, "lesion mask").dataobj).reshape(shape) > 0.5
-        else:
-            lesion = np.nan_to_num(targets[..., 2], nan=0.0) > TMAX_THRESHOLD_S
-        subjects.append(Subject(str(row.subject_id), inputs, targets, lesion & scan.brain_mask))
-        log.info("loaded %s (%s): %d brain voxels", row.subject_id, split, int(scan.brain_mask.sum()))
-    return subjects
+                  normalisation: str = "concentration", vof_correction: bool = False,
+                  workers: int | None = None) -> list[Subject]:
+    """Read the subjects of one split of a loaded manifest (``load_manifest``) into memory.
+
+    ``workers`` subjects are read at once on threads (decompression and the numpy work release
+    the GIL; default: half the CPU count, at most 8): the paper profile's 52 paper-size
+    subjects take ~3 s each on one core. The order is the manifest's for any ``workers``.
+    """
+    rows = list(manifest[manifest["split"] == split].itertuples())
+    workers = min(8, (os.cpu_count() or 2) // 2) if workers is None else workers
+
+    def load(row) -> Subject:
+        return _load_subject(row, split, n_frames=n_frames, dt_s=dt_s, normalisation=normalisation,
+                             vof_correction=vof_correction)
+
+    if workers <= 1 or len(rows) <= 1:
+        return [load(row) for row in rows]
+    with ThreadPoolExecutor(min(workers, len(rows))) as pool:
+        return list(pool.map(load, rows))
+
+
+def _load_subject(row, split: str, *, n_frames: int, dt_s: float, normalisation: str, vof_correction: bool) -> Subject:
+    """One manifest row as a :class:`Subject` (normalised inputs, targets, lesion mask)."""
+    tr_s = None if not np.isfinite(row.tr_s) else row.tr_s
+    scan = load_scan(row.dsc, row.aif_mask, row.vof_mask, row.brain_mask, row.te_ms, tr_s, field_t=row.field_t)
+    if vof_correction and scan.vof_mask is None:
+        raise StnetInputError(f"subject {row.subject_id} has no vof_mask, but the others have: give every "
+                              "training subject a VOF mask or none")
+    inputs = prepare_inputs(scan.signal, scan.brain_mask, scan.aif_mask, te_ms=scan.te_ms, tr_s=scan.tr_s,
+                            n_frames=n_frames, dt_s=dt_s, field_t=scan.field_t, normalisation=normalisation,
+                            vof_mask=scan.vof_mask if vof_correction else None)
+    shape = scan.signal.shape[:3]
+    targets = np.stack([_load_map(getattr(row, name), shape, name) for name in TARGET_NAMES], axis=-1)
+    if row.lesion_mask is not None:
+        lesion = np.asarray(load_nifti(row.lesion_mask, "lesion mask").dataobj).reshape(shape) > 0.5
+    else:
+        lesion = np.nan_to_num(targets[..., 2], nan=0.0) > TMAX_THRESHOLD_S
+    log.info("loaded %s (%s): %d brain voxels", row.subject_id, split, int(scan.brain_mask.sum()))
+    return Subject(str(row.subject_id), inputs, targets, lesion & scan.brain_mask)
 
 
 def sample_epoch(cohort: Cohort, *, stride: int, ratio: float, rng: np.random.Generator,
