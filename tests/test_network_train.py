@@ -154,6 +154,34 @@ def test_time_shift_moves_patch_and_arterial_curve_together():
     assert out["other"] == 1 and shift.abs().max() <= 2
 
 
+
+def test_aif_shift_moves_the_arterial_curve_alone_and_delays_tmax_by_as_much():
+    """The AIF earlier by s frames and Tmax + s·dt: the pair that a tissue delayed by s·dt more
+    behind the same AIF gives (tests/curves.py's exponential residue: Tmax = the delay)."""
+    from curves import tissue_curves
+
+    dt, n_frames, delay = 1.5, 40, 3.0
+    c_aif, c_tissue = tissue_curves([50.0], [4.0], delay_s=delay, tr_s=dt, n_frames=n_frames)
+    torch.manual_seed(1)
+    n = 64
+    batch = {"patches": torch.from_numpy(c_tissue).float().expand(n, 1, 7, 7, n_frames).clone(),
+             "reference": torch.stack([torch.ones(n, n_frames), torch.from_numpy(c_aif).float().expand(n, -1)], 1),
+             "targets": torch.tensor([[4.0, 50.0, delay]]).expand(n, -1).clone(), "other": 1}
+    out = train_module._shift_aif(batch, 3, dt)
+    shift = torch.round((out["targets"][:, 2] - delay) / dt).long()
+    assert set(shift.tolist()) == {0, 1, 2, 3}  # every shift of [0, 3] among 64 draws
+    torch.testing.assert_close(out["targets"][:, 2], delay + shift.float() * dt)
+    torch.testing.assert_close(out["targets"][:, :2], batch["targets"][:, :2])  # CBV, CBF unchanged
+    assert torch.equal(out["patches"], batch["patches"]) and torch.equal(out["reference"][:, 0], batch["reference"][:, 0])
+    for s in range(4):
+        aif = out["reference"][shift == s][0, 1].double().numpy()
+        later_aif, later_tissue = tissue_curves([50.0], [4.0], delay_s=delay + s * dt, tr_s=dt, n_frames=n_frames)
+        # the shifted pair, moved back by s frames together, is the later tissue's pair
+        np.testing.assert_allclose(aif[: n_frames - s], later_aif[s:] if s else later_aif, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(c_tissue[0, : n_frames - s], later_tissue[0, s:] if s else later_tissue[0],
+                                   rtol=1e-6, atol=1e-9)
+    assert out["other"] == 1
+
 # --- a single-output network (Fig. 3, one output against three) --------------------------------
 
 def test_a_single_output_network_trains_on_its_own_map_without_the_physics_term(manifest, tmp_path):

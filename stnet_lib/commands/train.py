@@ -20,7 +20,7 @@ from ..profiles import TRAIN_PROFILES
 log = logging.getLogger(__name__)
 
 _OVERRIDES = ("epochs", "patience", "lr", "lr_schedule", "batch_size", "stride", "ratio", "physics_weight", "seed",
-              "time_shift_frames")
+              "time_shift_frames", "aif_shift_frames")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -82,6 +82,15 @@ def _schedule(train) -> str:
     return "" if schedule == "constant" else f" ({schedule} decay to {getattr(train, 'lr_min', 0):g})"
 
 
+def _augmentation(train) -> str:
+    parts = []
+    if getattr(train, "time_shift_frames", 0):
+        parts.append(f"patch and AIF shifted together by up to ±{train.time_shift_frames} frames")
+    if getattr(train, "aif_shift_frames", 0):
+        parts.append(f"the AIF alone moved up to {train.aif_shift_frames} frames earlier, Tmax target raised by as much")
+    return f"; augmentation (departures, see `TrainConfig`): {'; '.join(parts)}" if parts else ""
+
+
 def _profile_lines(profile: Profile, device: str, manifest) -> list[str]:
     c, t, a = profile.cohort, profile.train, profile.ablations
     cohort = (f"your manifest `{manifest}`" if manifest else
@@ -93,8 +102,8 @@ def _profile_lines(profile: Profile, device: str, manifest) -> list[str]:
         f"- Cohort: {cohort}.",
         f"- ST-Net training: Adam, lr {t.lr:g}{_schedule(t)}, batch {t.batch_size}, at most {t.epochs} epochs, early stop after "
         f"{t.patience} epochs without improvement, stride {t.stride}, normal:lesion {t.ratio:g}:1, "
-        f"physics weight {t.physics_weight:g}, seed {t.seed}. The paper used lr 1e-4, batch 512, ≤ 400 epochs, "
-        "patience 50, stride 3 and 2:1.",
+        f"physics weight {t.physics_weight:g}, seed {t.seed}{_augmentation(t)}. The paper used lr 1e-4, batch 512, "
+        "≤ 400 epochs, patience 50, stride 3 and 2:1, and no augmentation.",
         f"- Fig. 3 ablations: strides {list(a.strides)}, ratios {list(a.ratios)}, learning rates "
         f"{list(a.learning_rates)}, physics weights {list(a.physics_weights)}, outputs {list(a.outputs)} (one "
         "output against three: single-output networks, those without CBV trained without the physics term). "

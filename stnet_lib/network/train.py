@@ -88,6 +88,13 @@ class TrainConfig:
         arterial curve are shifted together by a random whole number of frames in [−k, k],
         edge frames held. Tmax, CBV and CBF are invariant to a common shift of tissue and AIF,
         so a cohort with few subjects (few AIFs) teaches the network the relative timing.
+    aif_shift_frames : int
+        Augmentation (a departure; 0 = off, the paper): every training sample's arterial curve
+        alone is moved earlier by a random whole number of frames in [0, k] (last frame held)
+        and its Tmax target raised by that many frame intervals. Exact for the quantity the
+        network regresses: C_t = C_a ⊗ R, so an AIF earlier by δ means a residue later by δ,
+        with the same peak (CBF) and area (CBV). It shows the network Tmax as the delay of the
+        tissue behind the AIF, not as a feature of the few training AIFs' shapes.
     """
 
     epochs: int = 400
@@ -102,6 +109,7 @@ class TrainConfig:
     seed: int = 0
     eval_batch_size: int = 2048
     time_shift_frames: int = 0
+    aif_shift_frames: int = 0
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot train."""
@@ -109,6 +117,9 @@ class TrainConfig:
         if self.batch_size < 1 or self.stride < 1 or self.ratio < 0 or self.epochs < 0 or self.lr <= 0:
             raise StnetInputError(f"training settings out of range: batch_size {self.batch_size}, stride "
                                   f"{self.stride}, ratio {self.ratio}, epochs {self.epochs}, lr {self.lr}")
+        if self.time_shift_frames < 0 or self.aif_shift_frames < 0:
+            raise StnetInputError(f"time_shift_frames and aif_shift_frames must be >= 0 frames; got "
+                                  f"{self.time_shift_frames} and {self.aif_shift_frames}")
 
 
 def _distributed(device: str) -> tuple[int, int, torch.device]:
@@ -163,6 +174,19 @@ def _shift_in_time(batch: dict, max_shift: int, channels_last: bool) -> dict:
     return {**batch, "patches": shifted, "reference": reference.gather(-1, index.unsqueeze(1).expand_as(reference))}
 
 
+def _shift_aif(batch: dict, max_shift: int, dt_s: float) -> dict:
+    """Move each sample's arterial curve (``reference[:, 1]``) earlier by a random whole number
+    of frames in [0, max_shift] (torch RNG; last frame held) and add that delay to its Tmax target."""
+    reference, targets = batch["reference"], batch["targets"]
+    n, n_frames = reference.shape[0], reference.shape[-1]
+    shift = torch.randint(0, max_shift + 1, (n, 1), device=reference.device)
+    index = (torch.arange(n_frames, device=reference.device) + shift).clamp(max=n_frames - 1)  # (B, T)
+    aif = reference[:, 1].gather(-1, index)
+    tmax = targets[:, 2] + shift[:, 0].to(targets.dtype) * dt_s  # columns: CBV, CBF, Tmax (TARGET_NAMES)
+    return {**batch, "reference": torch.stack([reference[:, 0], aif], dim=1),
+            "targets": torch.cat([targets[:, :2], tmax[:, None]], dim=1)}
+
+
 def _shards(rows: np.ndarray, batch_size: int, rank: int, world: int):
     """Each global batch, cut into ``world`` near-equal parts; yields (this rank's rows, global batch size)."""
     for start in range(0, len(rows), batch_size):
@@ -183,6 +207,8 @@ def _run_epoch(net, model, cohort, rows, cfg, device, optimizer, rank, world, pr
         batch = cohort.batch(torch.from_numpy(part).to(device), channels_last)
         if optimizer is not None and cfg.time_shift_frames > 0:
             batch = _shift_in_time(batch, cfg.time_shift_frames, channels_last)
+        if optimizer is not None and cfg.aif_shift_frames > 0:
+            batch = _shift_aif(batch, cfg.aif_shift_frames, net.config.dt_s)
         with torch.set_grad_enabled(optimizer is not None):
             parts = _loss(net, model, batch, cfg, device)
         if optimizer is not None:
