@@ -102,7 +102,14 @@ def test_two_gloo_processes_train_the_same_model_as_one(manifest, tmp_path):
         pytest.skip("this machine cannot run two gloo processes at all (not an stnet failure): "
                     + _cause(probe).strip().splitlines()[0][:300])
     done = _torchrun(Path(__file__).with_name("stnet_ddp_worker.py"), manifest, tmp_path / "ddp")
-    assert done.returncode == 0, _cause(done)
+    trained = all(f"rank {r}: trained" in done.stderr for r in (0, 1))
+    # Gloo's worker threads can abort a process while it exits, after every collective has
+    # finished (SIGABRT, "terminate called without an active exception"; pytorch/pytorch#179291
+    # describes the mechanism). Seen about once in 40 runs even with the process group destroyed;
+    # the run under test is complete by then (both ranks passed fit's closing barrier and rank 0
+    # wrote last.pt atomically), so only an abort before that fails here.
+    teardown_abort = trained and "terminate called without an active exception" in done.stderr
+    assert done.returncode == 0 or teardown_abort, _cause(done)
     train_from_manifest(manifest, tmp_path / "one", DDP_TRAIN, model_config=STNetConfig(**DDP_MODEL), progress=False)
     one, two = _weights(tmp_path / "one" / "last.pt"), _weights(tmp_path / "ddp" / "last.pt")
     torch.manual_seed(DDP_TRAIN.seed)
