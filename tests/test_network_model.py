@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from stnet_lib.network.patches import PatchTable, extract_patches, iter_voxel_batches
+from stnet_lib.network.patches import PatchTable, extract_patches
 from stnet_lib.network.stnet import STNet, STNetConfig
 
 torch.set_num_threads(2)
@@ -85,16 +85,6 @@ def test_patch_table_gathers_across_subjects(rng):
     for n in range(3):
         expected = extract_patches(torch.from_numpy(volumes[subject[n]]), index[n : n + 1])[0]
         torch.testing.assert_close(got[n], expected, rtol=0, atol=0)
-
-
-def test_voxel_batches_cover_the_mask_once(rng):
-    mask = rng.random((5, 4, 3)) > 0.4
-    batches = list(iter_voxel_batches(mask, 7))
-    assert max(len(b) for b in batches) == 7
-    coords = np.concatenate(batches)
-    np.testing.assert_array_equal(coords, np.argwhere(mask))
-    with pytest.raises(ValueError, match="batch_size"):
-        next(iter_voxel_batches(mask, 0))
 
 
 # --- fewer outputs (the "one output against three" ablation of Fig. 3) --------------------------

@@ -17,12 +17,11 @@ border. Reflection would invent tissue that is not there.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-import numpy as np
 import torch
 
-__all__ = ["PatchTable", "iter_voxel_batches", "extract_patches"]
+__all__ = ["PatchTable", "extract_patches"]
 
 
 class PatchTable:
@@ -106,22 +105,3 @@ def extract_patches(volume: torch.Tensor, index: torch.Tensor, size: int = 7) ->
     table = PatchTable([volume], size)
     return table.gather(torch.zeros(len(index), dtype=torch.long), index)
 
-
-def iter_voxel_batches(mask: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    """Coordinates of the mask's voxels, ``batch_size`` at a time (C order).
-
-    Parameters
-    ----------
-    mask : ndarray of bool, shape (x, y, z)
-    batch_size : int
-
-    Yields
-    ------
-    ndarray of int64, shape (n ≤ batch_size, 3)
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-    flat = np.flatnonzero(np.asarray(mask, dtype=bool))
-    for start in range(0, flat.size, batch_size):
-        chunk = flat[start : start + batch_size]
-        yield np.stack(np.unravel_index(chunk, mask.shape), axis=1).astype(np.int64)
