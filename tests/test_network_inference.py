@@ -46,6 +46,8 @@ def test_batch_size_does_not_change_the_maps(trained):
     small = predict_maps(trained["scan"], trained["checkpoint"], batch_size=5)
     large = predict_maps(trained["scan"], trained["checkpoint"], batch_size=4096)
     np.testing.assert_allclose(small.cbf, large.cbf, rtol=1e-5, equal_nan=True)
+    with pytest.raises(StnetInputError, match="batch_size must be a positive"):
+        predict_maps(trained["scan"], trained["checkpoint"], batch_size=-3)
     region = np.zeros(small.cbf.shape, bool)
     region[2:5, 3:8] = True
     part = predict_maps(trained["scan"], trained["checkpoint"], region=region)

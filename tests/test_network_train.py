@@ -146,6 +146,8 @@ def test_learning_rate_schedules():
         TINY_TRAIN.__class__(lr_schedule="step")
     with pytest.raises(StnetInputError, match="out of range"):
         TINY_TRAIN.__class__(stride=0)
+    with pytest.raises(StnetInputError, match="aif_shift_frames must be >= 0"):
+        TINY_TRAIN.__class__(aif_shift_frames=-1)
 
 
 def test_time_shift_moves_patch_and_arterial_curve_together():
