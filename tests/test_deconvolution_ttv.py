@@ -11,7 +11,8 @@ import torch
 from curves import tissue_curves
 from stnet_lib._validation import StnetInputError
 from stnet_lib.deconvolution import METHODS, Method, deconvolve, svd, ttv
-from stnet_lib.deconvolution.tuning import cohort_volume, make_ttv_phantom, method_errors
+from stnet_lib.deconvolution.tuning import (cohort_volume, estimate_errors, make_ttv_phantom, method_estimates,
+                                           pooled_errors)
 from stnet_lib.maps import cbf_eq5, cbv_eq4, tmax_eq7
 from stnet_lib.paths import SHARED_DATA_DIR
 
@@ -177,48 +178,86 @@ def test_osipi_dro_passes_osipi_rule():
 
 # Noise robustness: the property the method exists for --------------------------------------
 
-TEST_SEEDS = (9101, 9102)  # bench/tune_ttv.py tunes on seeds 7000+; these subjects were not seen
+#: Unseen subjects (bench/tune_ttv.py tunes on seeds 7000+), fixed before their results were seen:
+#: 9101 and 9102 since the first TTV test, 9103–9106 added with the per-SNR criterion.
+TEST_SEEDS = (9101, 9102, 9103, 9104, 9105, 9106)
 SNRS = (20.0, 10.0, 5.0)
+SVD_METHODS = {"ssvd": "ssvd", "csvd": "csvd", "osvd": "osvd"}
+NOISE_FREE_SNR = 1e7  # Rician σ = S0/1e7: the series without noise, through the same pipeline
 
 
 @pytest.fixture(scope="module")
-def errors_against_truth():
-    """CBF RMSE and Tmax MAE against the truth of every method on each test subject at each SNR."""
-    tables = []
+def noise_study():
+    """Every method at its default settings on the unseen cohort subjects (64×64×6 voxels of 3.6 mm,
+    50 frames) with Rician noise on the tissue curves at SNR 20, 10 and 5, and without noise. The AIF
+    comes from the noise-free series (its own noise is an error that all methods share).
+
+    Returns the errors against the simulation's truth (one row per subject, SNR and method) and the
+    noise-induced CBF error: each method's CBF on the noisy volume against its own CBF on the
+    noise-free one (RMSE over the brain).
+    """
+    methods = {**SVD_METHODS, "ttv": ttv.TTVConfig()}
+    errors, noise_induced = [], []
     for seed in TEST_SEEDS:
+        clean = cohort_volume(np.random.default_rng(seed), snr=NOISE_FREE_SNR, noisy_aif=False)
+        clean_cbf = {label: cbf for label, (cbf, _) in
+                     method_estimates(clean.c_tissue, clean.c_aif, clean.dt_s, clean.mask, methods).items()}
         for snr in SNRS:
             volume = cohort_volume(np.random.default_rng(seed), snr=snr, noisy_aif=False)
-            table = method_errors(volume.c_tissue, volume.c_aif, volume.dt_s, volume.mask, volume.cbf, volume.tmax,
-                                  {"ssvd": "ssvd", "csvd": "csvd", "osvd": "osvd", "ttv": ttv.TTVConfig()})
-            tables.append(table.assign(seed=seed, snr=snr))
-    return pd.concat(tables).pivot(index=["seed", "snr"], columns="method", values=["cbf_rmse", "tmax_mae_s"])
+            estimates = method_estimates(volume.c_tissue, volume.c_aif, volume.dt_s, volume.mask, methods)
+            errors.append(estimate_errors(estimates, volume.cbf[volume.mask], volume.tmax[volume.mask])
+                          .assign(seed=seed, snr=snr))
+            noise_induced += [{"seed": seed, "snr": snr, "method": label, "n_voxels": cbf.size,
+                               "cbf_rmse": float(np.sqrt(np.mean((cbf - clean_cbf[label]) ** 2))),
+                               "cbf_bias": 0.0, "tmax_mae_s": 0.0} for label, (cbf, _) in estimates.items()]
+    return pd.concat(errors, ignore_index=True), pd.DataFrame(noise_induced)
 
 
-def test_ttv_beats_every_svd_method_against_the_truth(errors_against_truth):
-    """Two unseen cohort subjects (64×64×6 voxels of 3.6 mm, 50 frames) with Rician noise on the
-    tissue curves at SNR 20, 10 and 5 (AIF from the noise-free series: its own noise is an error that
-    all methods share), every method at its default settings, errors against the simulation's truth.
+def _ratios(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """TTV's CBF RMSE over the best SVD method's, and its Tmax MAE over the better of cSVD and oSVD."""
+    cbf = table.pivot_table(index=by, columns="method", values="cbf_rmse")
+    tmax = table.pivot_table(index=by, columns="method", values="tmax_mae_s")
+    return pd.DataFrame({"cbf_ratio": cbf["ttv"] / cbf[list(SVD_METHODS)].min(axis=1),
+                         "tmax_ratio": tmax["ttv"] / tmax[["csvd", "osvd"]].min(axis=1)}).join(cbf.round(2))
 
-    Asserted: on every volume TTV's CBF RMSE is below the best of sSVD, cSVD and oSVD, and on average
-    over the volumes ≥ 15 % below it; TTV's Tmax mean absolute error is on average no worse than the
-    better of cSVD and oSVD, and never more than 15 % worse on one volume.
 
-    Measured (TTV / best SVD method, CBF RMSE): seed 9101 at SNR 20, 10, 5: 0.94, 0.92, 0.84; seed
-    9102: 0.79, 0.74, 0.79 (mean 0.84); Tmax (TTV / better of cSVD, oSVD): mean 0.74, worst 1.11
-    (9101, SNR 20). The issue asks for ≥ 15 % on every volume; on 9101 at SNR 20 and 10 the error is
-    dominated by a bias every method shares (dispersion lowers the residue's peak below the flow; no
-    deconvolution recovers it), so the noise that TTV removes is a small part of it.
+def test_ttv_beats_every_svd_method_against_the_truth(noise_study):
+    """Issue #7's criterion: at SNR 20, 10 and 5, TTV's CBF RMSE against the truth, pooled over the
+    brain voxels of the six unseen subjects, is ≥ 15 % below the best of sSVD, cSVD and oSVD at their
+    default thresholds, and its Tmax mean absolute error no worse than the better of cSVD and oSVD.
+    Also: on every single volume TTV's CBF RMSE is below the best SVD method's, and its Tmax error at
+    most 15 % above the better of cSVD and oSVD.
 
-    Not reached by retuning on the validation subjects (TTVConfig's docstring, second search):
-    lighter regularisation (200 iterations) would give 0.76–0.81 on these six volumes, but the
-    same change gives 1.16 and 1.10 on validation subjects 7001 and 7003 at SNR 20, where the
-    unregularised deconvolution overestimates CBF even without noise; the settings are chosen
-    there, not here, so the thresholds stay as measured.
+    Measured (TTV / best SVD method, CBF RMSE, pooled): SNR 20: 10.38 / 12.41 (cSVD) = 0.84; SNR 10:
+    11.04 / 13.82 (sSVD) = 0.80; SNR 5: 14.40 / 17.85 (sSVD) = 0.81. Tmax MAE 1.57 / 1.79 s, 1.66 /
+    2.26 s, 2.56 / 5.18 s (oSVD). Per volume: CBF 0.60–0.99, Tmax 0.36–1.11.
+
+    The margin at SNR 20 is thin and subject-dependent: on the four validation subjects the same
+    ratio is 0.885 at SNR 20 (0.78 at 10 and 5). At SNR 20 the error against the truth is mostly a
+    bias that no deconvolution of the TR-sampled curves removes and that differs between subjects
+    (TTVConfig's docstring: the residue's peak sampled at TR, dispersion, the measured AIF's
+    partial-volume flattening); the noise that TTV exists to remove is a small part of it (next test).
     """
-    cbf, tmax = errors_against_truth["cbf_rmse"], errors_against_truth["tmax_mae_s"]
-    cbf_ratio = cbf["ttv"] / cbf[["ssvd", "csvd", "osvd"]].min(axis=1)
-    tmax_ratio = tmax["ttv"] / tmax[["csvd", "osvd"]].min(axis=1)
-    report = pd.DataFrame({"cbf_ratio": cbf_ratio, "tmax_ratio": tmax_ratio}).join(cbf).round(3).to_string()
-    assert (cbf_ratio < 1.0).all(), report
-    assert cbf_ratio.mean() <= 0.85, report
-    assert tmax_ratio.mean() <= 1.0 and (tmax_ratio <= 1.15).all(), report
+    errors, _ = noise_study
+    pooled = _ratios(pooled_errors(errors, ["snr"]), ["snr"])
+    per_volume = _ratios(errors, ["seed", "snr"])
+    report = f"pooled per SNR:\n{pooled.round(3).to_string()}\nper volume:\n{per_volume.round(3).to_string()}"
+    assert (pooled["cbf_ratio"] <= 0.85).all() and (pooled["tmax_ratio"] <= 1.0).all(), report
+    assert (per_volume["cbf_ratio"] < 1.0).all() and (per_volume["tmax_ratio"] <= 1.15).all(), report
+
+
+def test_ttv_removes_more_noise_than_every_svd_method(noise_study):
+    """The noise-induced CBF error (each method on the noisy volume against itself on the noise-free
+    one), pooled over the six unseen subjects: TTV's is at least 30 % below every SVD method's at SNR
+    20 and 10, and below every SVD method's at SNR 5.
+
+    Measured (TTV / least noisy SVD method): SNR 20: 2.54 / 4.08 (sSVD) = 0.62; SNR 10: 4.49 / 8.46
+    (sSVD) = 0.53; SNR 5: 10.71 / 11.86 (oSVD) = 0.90 (oSVD's per-voxel threshold regularises hard
+    at SNR 5, at the price of a CBF bias of −12 to −23 ml/100g/min against the truth).
+    """
+    _, noise_induced = noise_study
+    rmse = pooled_errors(noise_induced, ["snr"]).pivot(index="snr", columns="method", values="cbf_rmse")
+    ratio = rmse["ttv"] / rmse[list(SVD_METHODS)].min(axis=1)
+    report = rmse.assign(ratio=ratio).round(3).to_string()
+    assert (ratio < 1.0).all(), report
+    assert (ratio[[20.0, 10.0]] <= 0.7).all(), report

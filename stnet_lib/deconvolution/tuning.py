@@ -3,7 +3,9 @@
 * :func:`make_ttv_phantom` — a small self-contained noisy volume with known truth (simulation
   recipe §0 defaults, Rician noise σ = S0/SNR), used by the tests and, where the synthetic cohort
   is absent, by ``bench/tune_ttv.py``.
-* :func:`method_errors` — CBF RMSE and Tmax mean absolute error of a set of methods on one volume.
+* :func:`method_estimates` — CBF and Tmax of a set of methods on one volume.
+* :func:`method_errors` — their CBF RMSE and Tmax mean absolute error against the truth;
+  :func:`pooled_errors` pools those over volumes (per SNR, say).
 * :func:`grid_search` — the documented search over TTV's settings behind ``TTVConfig``'s
   defaults: the errors of every combination on every validation volume.
 """
@@ -24,7 +26,8 @@ from ..maps import cbf_eq5, tmax_eq7
 from .svd import csvd, osvd, ssvd
 from .ttv import TTVConfig, ttv_residues
 
-__all__ = ["TTVPhantom", "make_ttv_phantom", "method_errors", "grid_search"]
+__all__ = ["TTVPhantom", "make_ttv_phantom", "method_estimates", "method_errors", "estimate_errors", "pooled_errors",
+           "grid_search"]
 
 
 @dataclasses.dataclass
@@ -127,23 +130,58 @@ def _svd_residues(method: str, c_tissue: NDArray, c_aif: NDArray, dt_s: float) -
     return k.numpy(), method != "ssvd"
 
 
-def method_errors(c_tissue: NDArray, c_aif: NDArray, dt_s: float, mask: NDArray, cbf_true: NDArray,
-                  tmax_true: NDArray, methods: dict[str, TTVConfig | str], *, device: str = "cpu") -> pd.DataFrame:
-    """CBF RMSE [ml/100g/min], CBF bias and Tmax mean absolute error [s] of each method in ``mask``.
+def method_estimates(c_tissue: NDArray, c_aif: NDArray, dt_s: float, mask: NDArray,
+                     methods: dict[str, TTVConfig | str], *, device: str = "cpu") -> dict[str, tuple[NDArray, NDArray]]:
+    """CBF [ml/100g/min] and Tmax [s] of each method at the voxels of ``mask`` (eq. 5 and 7).
 
     ``methods`` maps a label to ``"ssvd"``, ``"csvd"``, ``"osvd"`` (default thresholds) or a TTVConfig.
     """
-    rows = []
+    estimates = {}
     for label, method in methods.items():
         if isinstance(method, TTVConfig):
             k, wrap = ttv_residues(c_tissue, c_aif, dt_s, mask=mask, config=method, device=device)[mask], True
         else:
             k, wrap = _svd_residues(method, c_tissue[mask], c_aif, dt_s)
-        cbf_error = cbf_eq5(k.max(-1)) - cbf_true[mask]
-        tmax_error = tmax_eq7(k, dt_s, wrap=wrap) - tmax_true[mask]
+        estimates[label] = (cbf_eq5(k.max(-1)), tmax_eq7(k, dt_s, wrap=wrap))
+    return estimates
+
+
+def method_errors(c_tissue: NDArray, c_aif: NDArray, dt_s: float, mask: NDArray, cbf_true: NDArray,
+                  tmax_true: NDArray, methods: dict[str, TTVConfig | str], *, device: str = "cpu") -> pd.DataFrame:
+    """CBF RMSE [ml/100g/min], CBF bias and Tmax mean absolute error [s] of each method in ``mask``.
+
+    ``methods`` maps a label to ``"ssvd"``, ``"csvd"``, ``"osvd"`` (default thresholds) or a TTVConfig.
+    The table also holds ``n_voxels``, so that errors can be pooled over volumes (:func:`pooled_errors`).
+    """
+    estimates = method_estimates(c_tissue, c_aif, dt_s, mask, methods, device=device)
+    return estimate_errors(estimates, cbf_true[mask], tmax_true[mask])
+
+
+def estimate_errors(estimates: dict[str, tuple[NDArray, NDArray]], cbf_true: NDArray,
+                    tmax_true: NDArray) -> pd.DataFrame:
+    """The table of :func:`method_errors` from :func:`method_estimates`' output and the truth at the same voxels."""
+    rows = []
+    for label, (cbf, tmax) in estimates.items():
+        cbf_error, tmax_error = cbf - cbf_true, tmax - tmax_true
         rows.append({"method": label, "cbf_rmse": float(np.sqrt(np.mean(cbf_error**2))),
-                     "cbf_bias": float(np.mean(cbf_error)), "tmax_mae_s": float(np.mean(np.abs(tmax_error)))})
+                     "cbf_bias": float(np.mean(cbf_error)), "tmax_mae_s": float(np.mean(np.abs(tmax_error))),
+                     "n_voxels": int(cbf.size)})
     return pd.DataFrame(rows)
+
+
+def pooled_errors(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Errors of :func:`method_errors` tables pooled over the voxels of all volumes in each group.
+
+    CBF RMSE is the root of the voxel-weighted mean squared error, bias and Tmax MAE are voxel-weighted
+    means; one row per ``by`` group and method.
+    """
+    weights = table["n_voxels"]
+    frame = table.assign(cbf_mse=table["cbf_rmse"] ** 2 * weights, cbf_bias=table["cbf_bias"] * weights,
+                         tmax_mae_s=table["tmax_mae_s"] * weights)
+    sums = frame.groupby(by + ["method"])[["cbf_mse", "cbf_bias", "tmax_mae_s", "n_voxels"]].sum()
+    return pd.DataFrame({"cbf_rmse": np.sqrt(sums["cbf_mse"] / sums["n_voxels"]),
+                         "cbf_bias": sums["cbf_bias"] / sums["n_voxels"],
+                         "tmax_mae_s": sums["tmax_mae_s"] / sums["n_voxels"]}).reset_index()
 
 
 def grid_search(volumes: dict[str, TTVPhantom], grid: dict[str, tuple], *, base: TTVConfig = TTVConfig(),
