@@ -31,6 +31,22 @@ def test_maps_are_written_with_the_input_affine_and_a_sidecar(small_scan, capsys
     np.testing.assert_allclose(cbv.get_fdata()[brain], small_scan["cbv"][brain], rtol=0.03)
 
 
+def test_ttv_maps_from_the_command_line_with_options(small_scan):
+    """`stnet maps --method ttv` (issue #7) with --option: its CBF within 15 % of cSVD's on this
+    noise-free scan (the tolerance of the noise-free agreement test), the options in the sidecar."""
+    csvd_out, ttv_out = small_scan["tmp"] / "csvd", small_scan["tmp"] / "ttv"
+    assert main(_args(small_scan, csvd_out, "--method", "csvd")) == 0
+    assert main(_args(small_scan, ttv_out, "--method", "ttv", "--option", "n_iter=80",
+                      "--option", "weight_spatial=0.03", "--option", "dtype=float64")) == 0
+    sidecar = json.loads((ttv_out / "maps.json").read_text())
+    assert sidecar["method"] == "ttv"
+    assert (sidecar["params"]["n_iter"], sidecar["params"]["weight_spatial"], sidecar["params"]["dtype"]) == (
+        80, 0.03, "float64")
+    brain = np.asarray(nib.load(small_scan["brain"]).dataobj) > 0
+    cbf_ttv, cbf_csvd = (np.asarray(nib.load(out / "cbf.nii.gz").dataobj)[brain] for out in (ttv_out, csvd_out))
+    np.testing.assert_allclose(cbf_ttv, cbf_csvd, rtol=0.15)
+
+
 def test_compute_maps_recovers_cbv_and_orders_cbf(small_scan):
     scan = load_scan(small_scan["dsc"], small_scan["aif"], brain_mask=small_scan["brain"], te_ms=30.0)
     maps = compute_maps(scan, "osvd")
@@ -82,6 +98,9 @@ def _bad_inputs(scan):
     bad["no TR"] = ({"--dsc": tmp / "no_tr.nii.gz"}, "no frame interval")
     bad["too few frames"] = ({"--dsc": _save(tmp / "short.nii.gz", signal[..., 7:15].astype(np.float32), affine)}, "frame")
     bad["stnet without checkpoint"] = ({"--method": "stnet"}, "needs --checkpoint")
+    bad["option without ="] = ({"--option": "n_iter"}, "is not NAME=VALUE")
+    bad["unknown option"] = ({"--option": "bogus=1"}, "unknown option(s) ['bogus'] for method 'osvd'")
+    bad["option with its own flag"] = ({"--option": "kh=1"}, "use --kh")
     return bad
 
 

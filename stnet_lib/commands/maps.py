@@ -25,6 +25,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--tr-s", type=float, help="frame interval [s] (default: the header's 4th zoom)")
     parser.add_argument("--field-t", type=float, default=1.5, help="field strength [T] (default 1.5)")
     parser.add_argument("--method", default="osvd", choices=ALL_METHODS, help="deconvolution method or stnet")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a method option, repeatable: threshold=0.15 (sSVD, cSVD), oi_threshold=0.05 (oSVD), "
+                             "weight_spatial=0.03 or n_iter=150 (TTV, fields of TTVConfig)")
     parser.add_argument("--checkpoint", type=Path, help="ST-Net checkpoint (.pt), for --method stnet")
     parser.add_argument("--kh", type=float, default=K_H, help=f"haematocrit factor (default {K_H:.3f}; 1 for OSIPI)")
     parser.add_argument("--rho", type=float, default=RHO_G_PER_ML, help="tissue density [g/ml] (default 1.04; 1 for OSIPI)")
@@ -34,14 +37,41 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+#: compute_maps' keywords that `stnet maps` sets itself, and the flag that sets each.
+_OWN_FLAGS = {"kh": "kh", "rho": "rho", "device": "device", "checkpoint": "checkpoint", "baseline": "dsc",
+              "arterial_quadratic": "field-t", "keep_residue": "out"}
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """``["n_iter=150", "dtype=float64"]`` → ``{"n_iter": 150, "dtype": "float64"}`` (int, float, else text)."""
+    options = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip() or not text.strip():
+            raise StnetInputError(f"--option {pair!r} is not NAME=VALUE: write e.g. --option threshold=0.15")
+        if name.strip() in _OWN_FLAGS:
+            raise StnetInputError(f"--option {name.strip()} is set by its own flag: use --{_OWN_FLAGS[name.strip()]}")
+        for kind in (int, float, str):
+            try:
+                options[name.strip()] = kind(text.strip())
+                break
+            except ValueError:
+                continue
+    return options
+
+
 def run(args) -> int:
     existing = [name for name in MAP_FILES if (args.out / name).exists()]
     if existing and not args.overwrite:
         raise StnetInputError(f"{args.out} already holds {', '.join(existing)}: pass --overwrite or another --out")
     if args.method == "stnet" and args.checkpoint is None:
         raise StnetInputError("--method stnet needs --checkpoint (a .pt file written by `stnet train`)")
+    method_options = parse_options(args.option)
+    if method_options and args.method == "stnet":
+        raise StnetInputError("--option sets deconvolution options; ST-Net takes none (drop --option)")
     scan = load_scan(args.dsc, args.aif_mask, args.vof_mask, args.brain_mask, args.te_ms, args.tr_s, field_t=args.field_t)
-    options = {"checkpoint": args.checkpoint} if args.method == "stnet" else {"kh": args.kh, "rho": args.rho}
+    options = {"checkpoint": args.checkpoint} if args.method == "stnet" else {"kh": args.kh, "rho": args.rho,
+                                                                              **method_options}
     maps = compute_maps(scan, args.method, device=args.device, **options)
     maps.params.update(dsc=str(args.dsc), aif_mask=str(args.aif_mask))
     save_maps(maps, args.out, affine=scan.affine, header=scan.header, overwrite=args.overwrite)
