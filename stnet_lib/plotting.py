@@ -9,7 +9,8 @@ from .constants import MAP_NAMES, UNITS
 
 __all__ = ["plot_map_grid", "plot_curves", "DISPLAY_RANGES", "METHOD_COLOURS", "plot_residual_grid",
            "plot_hypoperfusion", "plot_metric_boxes", "plot_segmentation_boxes", "plot_learning_curve",
-           "plot_ablation", "plot_output_ablation", "plot_timing", "plot_method_comparison", "plot_voxel_explorer"]
+           "plot_ablation", "plot_output_ablation", "plot_timing", "plot_method_comparison", "plot_voxel_explorer",
+           "plot_noise_study"]
 
 #: Display ranges per map (those of clinical viewers: CBV 0–8, CBF 0–80, MTT 0–12, Tmax 0–12).
 DISPLAY_RANGES = {"cbv": (0, 8), "cbf": (0, 80), "mtt": (0, 12), "tmax": (0, 12)}
@@ -275,6 +276,36 @@ def plot_timing(table, *, labels: dict | None = None, title: str = ""):
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def plot_noise_study(summary, *, labels: dict | None = None, title: str = ""):
+    """Errors against SNR per method: CBF RMSE against the truth, the noise-induced CBF RMSE, Tmax MAE.
+
+    ``summary``: :func:`stnet_lib.deconvolution.tuning.noise_study_summary` (columns ``snr``,
+    ``method``, ``cbf_rmse``, ``noise_cbf_rmse``, ``tmax_mae_s``).
+    """
+    labels = labels or {}
+    panels = (("cbf_rmse", "CBF RMSE against the truth\n[ml/100g/min]"),
+              ("noise_cbf_rmse", "CBF change caused by the noise\n(RMSE against noise-free) [ml/100g/min]"),
+              ("tmax_mae_s", "Tmax mean absolute error\nagainst the truth [s]"))
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.4))
+    for ax, (column, ylabel) in zip(axes, panels):
+        for method, rows in summary.groupby("method", sort=False):
+            rows = rows.sort_values("snr")
+            ax.plot(rows["snr"], rows[column], "o-", color=METHOD_COLOURS.get(method, "tab:purple"),
+                    label=labels.get(method, method))
+        ax.set_xscale("log")
+        snrs = np.sort(summary["snr"].unique())
+        ax.set_xticks(snrs, [f"{value:g}" for value in snrs])
+        ax.minorticks_off()
+        ax.set_xlabel("SNR (median brain S0 / σ)")
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.set_ylim(bottom=0)
+    axes[0].legend(fontsize=8)
+    if title:
+        figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     return figure
 

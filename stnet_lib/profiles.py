@@ -27,7 +27,8 @@ from .network.train import TrainConfig
 from .simulation.cohort import PROFILES as COHORT_PROFILES
 from .simulation.cohort import CohortProfile
 
-__all__ = ["TRAIN_PROFILES", "BASELINES", "TABLE_METHODS", "OUTPUT_CHOICES", "AblationPlan", "Profile", "PROFILES", "get_profile"]
+__all__ = ["TRAIN_PROFILES", "BASELINES", "TABLE_METHODS", "OUTPUT_CHOICES", "AblationPlan", "NoiseStudyPlan", "Profile",
+           "PROFILES", "get_profile"]
 
 #: Training settings per profile. ``paper`` keeps the paper's (Adam 1e-4 constant, batch 512,
 #: ≤ 400 epochs, patience 50, stride 3, ratio 2). ``quick`` departs on purpose: lr 1e-3 reaches
@@ -99,6 +100,23 @@ class AblationPlan:
 
 
 @dataclass(frozen=True)
+class NoiseStudyPlan:
+    """The baselines' noise-robustness study (:func:`stnet_lib.deconvolution.tuning.noise_study`).
+
+    Attributes
+    ----------
+    seeds : tuple of int
+        One subject of 64×64×6 voxels per seed; 9101 onwards are the TTV tests' unseen subjects
+        (TTV was tuned on 7000–7003).
+    snrs : tuple of float
+        Noise levels on the tissue curves (σ = median brain S0 / SNR).
+    """
+
+    seeds: tuple[int, ...] = tuple(range(9101, 9107))
+    snrs: tuple[float, ...] = (20.0, 10.0, 5.0)
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything a report of one profile needs.
 
@@ -120,6 +138,8 @@ class Profile:
         Hypoperfusion threshold and data ranges; both conventions are always reported.
     ablations : AblationPlan
         Fig. 3.
+    noise_study : NoiseStudyPlan
+        Subjects and noise levels of the baselines' noise-robustness figure.
     timing_repeats : int
         Timed runs per method (after one warm-up); the median is reported.
     """
@@ -132,6 +152,7 @@ class Profile:
     method_options: dict = field(default_factory=dict)
     evaluation: EvaluationConfig = EvaluationConfig()
     ablations: AblationPlan = AblationPlan((3,), (2.0,), (1e-3,), (0.0, 0.1), samples=1000)
+    noise_study: NoiseStudyPlan = NoiseStudyPlan()
     timing_repeats: int = 3
 
     def with_seed(self, seed: int) -> Profile:
@@ -161,6 +182,7 @@ PROFILES = {
         ablations=AblationPlan(strides=(2, 3), ratios=(1.0, 2.0), learning_rates=(TRAIN_PROFILES["smoke"].lr,),
                                physics_weights=_weights(TRAIN_PROFILES["smoke"]), samples=32, n_subjects=1,
                                outputs=OUTPUT_CHOICES),
+        noise_study=NoiseStudyPlan(seeds=(9101,), snrs=(10.0,)),
         timing_repeats=1,
     ),
     "quick": Profile(
@@ -179,6 +201,7 @@ PROFILES = {
                                learning_rates=(1e-3, TRAIN_PROFILES["paper"].lr, 1e-5),
                                physics_weights=_weights(TRAIN_PROFILES["paper"]), samples=5_000_000,
                                outputs=OUTPUT_CHOICES),
+        noise_study=NoiseStudyPlan(seeds=tuple(range(9101, 9121)), snrs=(40.0, 20.0, 10.0, 5.0)),
         timing_repeats=5,
     ),
 }

@@ -11,8 +11,8 @@ import torch
 from curves import tissue_curves
 from stnet_lib._validation import StnetInputError
 from stnet_lib.deconvolution import METHODS, Method, deconvolve, svd, ttv
-from stnet_lib.deconvolution.tuning import (cohort_volume, estimate_errors, make_ttv_phantom, method_estimates,
-                                           pooled_errors)
+from stnet_lib.deconvolution import tuning
+from stnet_lib.deconvolution.tuning import make_ttv_phantom, pooled_errors
 from stnet_lib.maps import cbf_eq5, cbv_eq4, tmax_eq7
 from stnet_lib.paths import SHARED_DATA_DIR
 
@@ -182,35 +182,15 @@ def test_osipi_dro_passes_osipi_rule():
 #: 9101 and 9102 since the first TTV test, 9103–9106 added with the per-SNR criterion.
 TEST_SEEDS = (9101, 9102, 9103, 9104, 9105, 9106)
 SNRS = (20.0, 10.0, 5.0)
-SVD_METHODS = {"ssvd": "ssvd", "csvd": "csvd", "osvd": "osvd"}
-NOISE_FREE_SNR = 1e7  # Rician σ = S0/1e7: the series without noise, through the same pipeline
+SVD_METHODS = ("ssvd", "csvd", "osvd")
 
 
 @pytest.fixture(scope="module")
 def noise_study():
     """Every method at its default settings on the unseen cohort subjects (64×64×6 voxels of 3.6 mm,
-    50 frames) with Rician noise on the tissue curves at SNR 20, 10 and 5, and without noise. The AIF
-    comes from the noise-free series (its own noise is an error that all methods share).
-
-    Returns the errors against the simulation's truth (one row per subject, SNR and method) and the
-    noise-induced CBF error: each method's CBF on the noisy volume against its own CBF on the
-    noise-free one (RMSE over the brain).
-    """
-    methods = {**SVD_METHODS, "ttv": ttv.TTVConfig()}
-    errors, noise_induced = [], []
-    for seed in TEST_SEEDS:
-        clean = cohort_volume(np.random.default_rng(seed), snr=NOISE_FREE_SNR, noisy_aif=False)
-        clean_cbf = {label: cbf for label, (cbf, _) in
-                     method_estimates(clean.c_tissue, clean.c_aif, clean.dt_s, clean.mask, methods).items()}
-        for snr in SNRS:
-            volume = cohort_volume(np.random.default_rng(seed), snr=snr, noisy_aif=False)
-            estimates = method_estimates(volume.c_tissue, volume.c_aif, volume.dt_s, volume.mask, methods)
-            errors.append(estimate_errors(estimates, volume.cbf[volume.mask], volume.tmax[volume.mask])
-                          .assign(seed=seed, snr=snr))
-            noise_induced += [{"seed": seed, "snr": snr, "method": label, "n_voxels": cbf.size,
-                               "cbf_rmse": float(np.sqrt(np.mean((cbf - clean_cbf[label]) ** 2))),
-                               "cbf_bias": 0.0, "tmax_mae_s": 0.0} for label, (cbf, _) in estimates.items()]
-    return pd.concat(errors, ignore_index=True), pd.DataFrame(noise_induced)
+    50 frames) with Rician noise on the tissue curves at SNR 20, 10 and 5, and without noise (the AIF
+    from the noise-free series): errors against the truth, and each method's noise-induced error."""
+    return tuning.noise_study(TEST_SEEDS, SNRS)
 
 
 def _ratios(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -240,6 +220,9 @@ def test_ttv_beats_every_svd_method_against_the_truth(noise_study):
     """
     errors, _ = noise_study
     pooled = _ratios(pooled_errors(errors, ["snr"]), ["snr"])
+    summary = tuning.noise_study_summary(*noise_study).set_index(["snr", "method"])
+    np.testing.assert_allclose(summary["cbf_rmse"], pooled_errors(errors, ["snr"]).set_index(["snr", "method"])
+                               .loc[summary.index, "cbf_rmse"])
     per_volume = _ratios(errors, ["seed", "snr"])
     report = f"pooled per SNR:\n{pooled.round(3).to_string()}\nper volume:\n{per_volume.round(3).to_string()}"
     assert (pooled["cbf_ratio"] <= 0.85).all() and (pooled["tmax_ratio"] <= 1.0).all(), report
@@ -261,3 +244,20 @@ def test_ttv_removes_more_noise_than_every_svd_method(noise_study):
     report = rmse.assign(ratio=ratio).round(3).to_string()
     assert (ratio < 1.0).all(), report
     assert (ratio[[20.0, 10.0]] <= 0.7).all(), report
+
+
+def test_noise_study_figure(noise_study):
+    """The report's figure: one line per method in each of its three panels, one point per SNR."""
+    import matplotlib.pyplot as plt
+
+    from stnet_lib.plotting import plot_noise_study
+
+    summary = tuning.noise_study_summary(*noise_study)
+    figure = plot_noise_study(summary, labels={"ttv": "TTV (Fang)"})
+    assert len(figure.axes) == 3
+    for ax in figure.axes:
+        assert len(ax.get_lines()) == 4 and all(len(line.get_xdata()) == len(SNRS) for line in ax.get_lines())
+    ttv_line = figure.axes[1].get_lines()[list(summary["method"].unique()).index("ttv")]
+    np.testing.assert_allclose(ttv_line.get_ydata(), summary[summary["method"] == "ttv"].sort_values("snr")["noise_cbf_rmse"])
+    assert "TTV (Fang)" in [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    plt.close(figure)
