@@ -37,9 +37,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-#: compute_maps' keywords that `stnet maps` sets itself, and the flag that sets each.
-_OWN_FLAGS = {"kh": "kh", "rho": "rho", "device": "device", "checkpoint": "checkpoint", "baseline": "dsc",
-              "arterial_quadratic": "field-t", "keep_residue": "out"}
+#: compute_maps' own keywords, which are not method options, and what to do instead.
+_NOT_OPTIONS = {"kh": "use --kh", "rho": "use --rho", "device": "use --device", "checkpoint": "use --checkpoint",
+                "baseline": "the pre-bolus frames are detected from the series",
+                "arterial_quadratic": "the arterial conversion is fixed", "keep_residue": "residues are not written"}
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -49,8 +50,8 @@ def parse_options(pairs: list[str]) -> dict:
         name, sep, text = pair.partition("=")
         if not sep or not name.strip() or not text.strip():
             raise StnetInputError(f"--option {pair!r} is not NAME=VALUE: write e.g. --option threshold=0.15")
-        if name.strip() in _OWN_FLAGS:
-            raise StnetInputError(f"--option {name.strip()} is set by its own flag: use --{_OWN_FLAGS[name.strip()]}")
+        if name.strip() in _NOT_OPTIONS:
+            raise StnetInputError(f"--option {name.strip()} is not a method option: {_NOT_OPTIONS[name.strip()]}")
         for kind in (int, float, str):
             try:
                 options[name.strip()] = kind(text.strip())
