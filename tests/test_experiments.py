@@ -302,6 +302,17 @@ def test_the_readme_sets_our_tables_beside_the_papers_and_says_what_is_missing(t
     assert "| ST-Net | paper | 0.859 |" in text
     assert "`table2_beside_paper.csv` missing" in text and "`timing.csv` missing" in text
     assert "Profile `smoke`" in text and "exact truth" in text
+    assert "`baselines_noise.csv` missing" in text
+
+
+def test_the_readme_lists_each_methods_errors_over_the_snrs(tmp_path):
+    """The noise study's long table (SNR × method) becomes one row per method, highest SNR first."""
+    pd.DataFrame({"snr": [5.0, 20.0, 5.0, 20.0], "method": ["ssvd", "ssvd", "ttv", "ttv"],
+                  "cbf_rmse": [17.85, 13.87, 14.4, 10.38], "cbf_bias": 0.0, "tmax_mae_s": [6.9, 1.35, 2.56, 1.57],
+                  "noise_cbf_rmse": [19.8, 4.08, 10.71, 2.54]}).to_csv(tmp_path / "baselines_noise.csv", index=False)
+    text = readme.write_readme(tmp_path, PROFILES["smoke"], notebooks=("baselines",)).read_text()
+    assert "| ttv | 10.4 / 14.4 | 2.5 / 10.7 | 1.6 / 2.6 |" in text
+    assert "CBF RMSE against the truth (SNR 20 / 5)" in text
 
 
 def test_clicking_a_voxel_of_the_explorer_shows_that_voxels_curves():
