@@ -100,7 +100,11 @@ class TTVConfig:
     Against the issue #7 criterion (CBF RMSE ≥ 15 % below the best SVD method, pooled per SNR), on
     20 unseen subjects (``bench/noise_study.py``): 0.855 at SNR 20, 0.82 at 10, 0.815 at 5; on these
     four validation subjects 0.885, 0.78 and 0.78; worse than sSVD on 2 of the 20 subjects (wide
-    boluses) at SNR 20.
+    boluses) at SNR 20. There (9117, 9120, β ≈ 2.2 s) TTV and cSVD lose CBF in the voxels whose
+    bolus arrives with the AIF's: with the AIF's strong smoothing, the circulant model spreads the
+    residue's peak over frames before and after t = 0 (on 9120, voxels of delay ≤ 0.5 s and CBF >
+    40: mean max k 29.5 against the truth's 46), while sSVD's causality keeps it at t = 0 (39.7);
+    on 9120 the measured AIF also peaks 2 frames after the true one.
     """
 
     weight_spatial: float = 0.02  # g_s, spatial TV weight
