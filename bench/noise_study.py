@@ -19,9 +19,7 @@ import time
 import pandas as pd
 import torch
 
-from stnet_lib.deconvolution.tuning import noise_study, noise_study_summary
-
-SVD_METHODS = ["ssvd", "csvd", "osvd"]
+from stnet_lib.deconvolution.tuning import noise_study, noise_study_summary, pooled_errors, ratios_to_svd
 
 
 def main() -> None:
@@ -41,16 +39,13 @@ def main() -> None:
     wide = summary.pivot(index="snr", columns="method", values=["cbf_rmse", "noise_cbf_rmse", "tmax_mae_s"])
     pd.set_option("display.width", 200)
     print(wide.sort_index(ascending=False).round(2).to_string())
-    ratios = pd.DataFrame({
-        "cbf_rmse_ratio": wide["cbf_rmse"]["ttv"] / wide["cbf_rmse"][SVD_METHODS].min(axis=1),
-        "noise_ratio": wide["noise_cbf_rmse"]["ttv"] / wide["noise_cbf_rmse"][SVD_METHODS].min(axis=1),
-        "tmax_ratio": wide["tmax_mae_s"]["ttv"] / wide["tmax_mae_s"][["csvd", "osvd"]].min(axis=1),
-    }).sort_index(ascending=False)
+    ratios = ratios_to_svd(pooled_errors(errors, ["snr"]), ["snr"]).assign(
+        noise_ratio=ratios_to_svd(pooled_errors(noise_induced, ["snr"]), ["snr"])["cbf_ratio"]
+    ).sort_index(ascending=False)
     print("\nTTV / best SVD method (CBF RMSE; issue #7: ≤ 0.85), / least noisy SVD method (noise-induced CBF "
           "change), / better of cSVD and oSVD (Tmax MAE; ≤ 1):")
     print(ratios.round(3).to_string())
-    per_subject = errors.pivot_table(index=["snr", "seed"], columns="method", values="cbf_rmse")
-    worst = (per_subject["ttv"] / per_subject[SVD_METHODS].min(axis=1)).groupby("snr").agg(["median", "max"])
+    worst = ratios_to_svd(errors, ["snr", "seed"])["cbf_ratio"].groupby("snr").agg(["median", "max"])
     print("\nPer subject, TTV / best SVD method (CBF RMSE):")
     print(worst.sort_index(ascending=False).round(3).to_string())
     if args.out:

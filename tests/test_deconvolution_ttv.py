@@ -182,7 +182,6 @@ def test_osipi_dro_passes_osipi_rule():
 #: 9101 and 9102 since the first TTV test, 9103–9106 added with the per-SNR criterion.
 TEST_SEEDS = (9101, 9102, 9103, 9104, 9105, 9106)
 SNRS = (20.0, 10.0, 5.0)
-SVD_METHODS = ("ssvd", "csvd", "osvd")
 
 
 @pytest.fixture(scope="module")
@@ -194,11 +193,8 @@ def noise_study():
 
 
 def _ratios(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """TTV's CBF RMSE over the best SVD method's, and its Tmax MAE over the better of cSVD and oSVD."""
-    cbf = table.pivot_table(index=by, columns="method", values="cbf_rmse")
-    tmax = table.pivot_table(index=by, columns="method", values="tmax_mae_s")
-    return pd.DataFrame({"cbf_ratio": cbf["ttv"] / cbf[list(SVD_METHODS)].min(axis=1),
-                         "tmax_ratio": tmax["ttv"] / tmax[["csvd", "osvd"]].min(axis=1)}).join(cbf.round(2))
+    """:func:`tuning.ratios_to_svd`, with every method's CBF RMSE beside it for the failure report."""
+    return tuning.ratios_to_svd(table, by).join(table.pivot_table(index=by, columns="method", values="cbf_rmse").round(2))
 
 
 def test_ttv_beats_every_svd_method_against_the_truth(noise_study):
@@ -235,9 +231,9 @@ def test_ttv_removes_more_noise_than_every_svd_method(noise_study):
     subjects (``bench/noise_study.py``): 0.64, 0.55, 0.93 (0.76 at SNR 40).
     """
     _, noise_induced = noise_study
-    rmse = pooled_errors(noise_induced, ["snr"]).pivot(index="snr", columns="method", values="cbf_rmse")
-    ratio = rmse["ttv"] / rmse[list(SVD_METHODS)].min(axis=1)
-    report = rmse.assign(ratio=ratio).round(3).to_string()
+    pooled = pooled_errors(noise_induced, ["snr"])
+    ratio = tuning.ratios_to_svd(pooled, ["snr"])["cbf_ratio"]
+    report = pooled.pivot(index="snr", columns="method", values="cbf_rmse").assign(ratio=ratio).round(3).to_string()
     assert (ratio < 1.0).all(), report
     assert (ratio[[20.0, 10.0]] <= 0.7).all(), report
 

@@ -30,7 +30,7 @@ from .svd import csvd, osvd, ssvd
 from .ttv import TTVConfig, ttv_residues
 
 __all__ = ["TTVPhantom", "make_ttv_phantom", "method_estimates", "method_errors", "estimate_errors", "pooled_errors",
-           "grid_search", "noise_study", "noise_study_summary"]
+           "ratios_to_svd", "grid_search", "noise_study", "noise_study_summary"]
 
 
 @dataclasses.dataclass
@@ -185,6 +185,15 @@ def pooled_errors(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame({"cbf_rmse": np.sqrt(sums["cbf_mse"] / sums["n_voxels"]),
                          "cbf_bias": sums["cbf_bias"] / sums["n_voxels"],
                          "tmax_mae_s": sums["tmax_mae_s"] / sums["n_voxels"]}).reset_index()
+
+
+def ratios_to_svd(table: pd.DataFrame, by: list[str], method: str = "ttv") -> pd.DataFrame:
+    """Issue #7's comparisons per ``by`` group of an errors table: ``method``'s CBF RMSE over the best of
+    sSVD, cSVD and oSVD (``cbf_ratio``), and its Tmax MAE over the better of cSVD and oSVD (``tmax_ratio``)."""
+    cbf = table.pivot_table(index=by, columns="method", values="cbf_rmse")
+    tmax = table.pivot_table(index=by, columns="method", values="tmax_mae_s")
+    return pd.DataFrame({"cbf_ratio": cbf[method] / cbf[["ssvd", "csvd", "osvd"]].min(axis=1),
+                         "tmax_ratio": tmax[method] / tmax[["csvd", "osvd"]].min(axis=1)})
 
 
 def grid_search(volumes: dict[str, TTVPhantom], grid: dict[str, tuple], *, base: TTVConfig = TTVConfig(),
