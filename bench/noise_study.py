@@ -7,8 +7,10 @@ the CBF change caused by the noise over the least noisy SVD method's, and Tmax M
 of cSVD and oSVD (≤ 1). The report's ``baselines`` notebook shows the same study (``quick``: seeds
 9101–9106; ``paper``: 9101–9120 at SNR 40, 20, 10, 5).
 
-Usage: ``python bench/noise_study.py [--first-seed 9101] [--n-subjects 20] [--snr 40 20 10 5] [--out table.csv]``
-(about 50 s for the default 20 subjects at 4 SNRs on 2 CPU cores).
+Usage: ``python bench/noise_study.py [--first-seed 9101] [--n-subjects 20] [--snr 40 20 10 5]
+[--shape 256 256 3] [--voxel-mm 0.9 0.9 5] [--out table.csv]`` (about 11 min for the default 20
+subjects on the paper's grid at 4 SNRs on 2 CPU cores; ``--shape 64 64 6 --voxel-mm 3.6 3.6 5``,
+the quick cohort's coarser voxels, about 50 s).
 """
 
 from __future__ import annotations
@@ -27,15 +29,19 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=9101)
     parser.add_argument("--n-subjects", type=int, default=20)
     parser.add_argument("--snr", type=float, nargs="+", default=[40.0, 20.0, 10.0, 5.0])
+    parser.add_argument("--shape", type=int, nargs=3, default=[256, 256, 3], help="subject grid (x y z); the paper's in-plane grid")
+    parser.add_argument("--voxel-mm", type=float, nargs=3, default=[0.9, 0.9, 5.0], help="voxel size [mm]; the paper's")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", help="CSV file for the per-SNR summary")
     args = parser.parse_args()
     torch.set_num_threads(2)
     seeds = range(args.first_seed, args.first_seed + args.n_subjects)
     start = time.perf_counter()
-    errors, noise_induced = noise_study(seeds, args.snr, device=args.device, progress=True)
+    errors, noise_induced = noise_study(seeds, args.snr, shape=tuple(args.shape), voxel_mm=tuple(args.voxel_mm),
+                                        device=args.device, progress=True)
     summary = noise_study_summary(errors, noise_induced)
-    print(f"{args.n_subjects} subjects (seeds {seeds[0]}–{seeds[-1]}), {time.perf_counter() - start:.0f} s")
+    print(f"{args.n_subjects} subjects (seeds {seeds[0]}–{seeds[-1]}, {args.shape} voxels of {args.voxel_mm} mm), "
+          f"{time.perf_counter() - start:.0f} s")
     wide = summary.pivot(index="snr", columns="method", values=["cbf_rmse", "noise_cbf_rmse", "tmax_mae_s"])
     pd.set_option("display.width", 200)
     print(wide.sort_index(ascending=False).round(2).to_string())

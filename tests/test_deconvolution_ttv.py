@@ -184,12 +184,18 @@ TEST_SEEDS = (9101, 9102, 9103, 9104, 9105, 9106)
 SNRS = (20.0, 10.0, 5.0)
 
 
+#: The paper's in-plane grid and voxel size (3 of its slices): the criterion's geometry. On the
+#: quick cohort's coarser 3.6 mm voxels TTV falls short at SNR 20 (0.855, see TTVConfig).
+SHAPE, VOXEL_MM = (256, 256, 3), (0.9, 0.9, 5.0)
+
+
 @pytest.fixture(scope="module")
 def noise_study():
-    """Every method at its default settings on the unseen cohort subjects (64×64×6 voxels of 3.6 mm,
-    50 frames) with Rician noise on the tissue curves at SNR 20, 10 and 5, and without noise (the AIF
-    from the noise-free series): errors against the truth, and each method's noise-induced error."""
-    return tuning.noise_study(TEST_SEEDS, SNRS)
+    """Every method at its default settings on the unseen cohort subjects (256×256×3 voxels of
+    0.9×0.9×5 mm, 50 frames) with Rician noise on the tissue curves at SNR 20, 10 and 5, and without
+    noise (the AIF from the noise-free series): errors against the truth, and each method's
+    noise-induced error. About 2 min on 2 cores."""
+    return tuning.noise_study(TEST_SEEDS, SNRS, shape=SHAPE, voxel_mm=VOXEL_MM)
 
 
 def _ratios(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -198,25 +204,23 @@ def _ratios(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def test_ttv_beats_every_svd_method_against_the_truth(noise_study):
-    """Issue #7's criterion, as far as it holds: TTV's CBF RMSE against the truth, pooled over the
-    brain voxels of the six unseen subjects at each SNR, is ≥ 15 % below the best of sSVD, cSVD and
-    oSVD at their default thresholds at SNR 10 and 5, and ≥ 10 % below it at SNR 20; its Tmax mean
-    absolute error is no worse than the better of cSVD and oSVD at every SNR.
+    """Issue #7's criterion: TTV's CBF RMSE against the truth, pooled over the brain voxels of the six
+    unseen subjects at each SNR (20, 10, 5), is ≥ 15 % below the best of sSVD, cSVD and oSVD at
+    their default thresholds, and its Tmax mean absolute error is no worse than the better of cSVD
+    and oSVD.
 
-    Measured here (TTV / best SVD method, CBF RMSE): SNR 20: 10.38 / 12.41 (cSVD) = 0.84; SNR 10:
-    11.04 / 13.82 (sSVD) = 0.80; SNR 5: 14.40 / 17.85 (sSVD) = 0.81; Tmax 0.88, 0.74, 0.49.
-    On 20 unseen subjects (``bench/noise_study.py``, seeds 9101–9120): 0.855 at SNR 20, 0.82 at 10,
-    0.815 at 5 (0.86 at 40); Tmax 0.93, 0.80, 0.58 (1.05 at 40); on the 4 validation subjects 0.885
-    at SNR 20. So the issue's ≥ 15 % is not reached at SNR 20, and it is not asserted there. TTV is
-    not better on every subject either: on 2 of the 20 (9117, 9120: wide boluses, β ≈ 2.2 s) sSVD's
-    CBF RMSE is 23–30 % lower at SNR 20. At SNR 20 most of every method's error against the truth is
-    a bias that no deconvolution of the TR-sampled curves removes and that differs between subjects
-    (TTVConfig's docstring); the noise that TTV exists to remove is a small part of it (next test).
+    Measured here (TTV / best SVD method, CBF RMSE): SNR 20: 10.58 / 12.98 (cSVD) = 0.815; SNR 10:
+    11.07 / 14.25 (sSVD) = 0.777; SNR 5: 14.38 / 18.53 (sSVD) = 0.776; Tmax 0.83, 0.71, 0.53. On 20
+    unseen subjects (``bench/noise_study.py --shape 256 256 3 --voxel-mm 0.9 0.9 5``): 0.793, 0.750,
+    0.769; Tmax 0.91, 0.81, 0.63. TTV is not better on every subject (here 0.65–0.94 at SNR 20; on
+    the 20, up to 1.27). On the quick cohort's 3.6 mm voxels the same defaults give 0.855 at SNR 20
+    (20 subjects), short of the criterion: the spatial TV compresses the CBF contrast between
+    neighbouring voxels more where they differ more (TTVConfig's docstring).
     """
     errors, _ = noise_study
     pooled = _ratios(pooled_errors(errors, ["snr"]), ["snr"])
     report = f"pooled per SNR:\n{pooled.round(3).to_string()}\nper volume:\n{_ratios(errors, ['seed', 'snr']).round(3)}"
-    assert (pooled.loc[[10.0, 5.0], "cbf_ratio"] <= 0.85).all() and pooled.loc[20.0, "cbf_ratio"] <= 0.90, report
+    assert (pooled["cbf_ratio"] <= 0.85).all(), report
     assert (pooled["tmax_ratio"] <= 1.0).all(), report
 
 
@@ -225,10 +229,10 @@ def test_ttv_removes_more_noise_than_every_svd_method(noise_study):
     one), pooled over the six unseen subjects: TTV's is at least 30 % below every SVD method's at SNR
     20 and 10, and below every SVD method's at SNR 5.
 
-    Measured (TTV / least noisy SVD method): SNR 20: 2.54 / 4.08 (sSVD) = 0.62; SNR 10: 4.49 / 8.46
-    (sSVD) = 0.53; SNR 5: 10.71 / 11.86 (oSVD) = 0.90 (oSVD's per-voxel threshold regularises hard
-    at SNR 5, at the price of a CBF bias of −12 to −23 ml/100g/min against the truth). On 20 unseen
-    subjects (``bench/noise_study.py``): 0.64, 0.55, 0.93 (0.76 at SNR 40).
+    Measured (TTV / least noisy SVD method): SNR 20: 2.08 / 3.91 (sSVD) = 0.53; SNR 10: 4.00 / 7.92
+    (oSVD) = 0.505; SNR 5: 10.36 / 11.42 (oSVD) = 0.91 (oSVD's per-voxel threshold regularises hard
+    at SNR 5, at the price of a CBF bias of −17 ml/100g/min against the truth). On 20 unseen
+    subjects (``bench/noise_study.py``, same grid): 0.53, 0.49, 0.95 (0.64 at SNR 40).
     """
     _, noise_induced = noise_study
     pooled = pooled_errors(noise_induced, ["snr"])

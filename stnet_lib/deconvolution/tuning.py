@@ -261,7 +261,7 @@ NOISE_FREE_SNR = 1e7
 
 
 def noise_study(seeds, snrs, methods: dict[str, TTVConfig | str] | None = None, *, shape=(64, 64, 6),
-                device: str = "cpu", progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+                voxel_mm=(3.6, 3.6, 5.0), device: str = "cpu", progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every method on cohort subjects at several noise levels, against the truth and against itself.
 
     Each seed gives one subject (:func:`cohort_volume`, the AIF from the noise-free series: its
@@ -276,7 +276,9 @@ def noise_study(seeds, snrs, methods: dict[str, TTVConfig | str] | None = None, 
     methods : dict, optional
         Label → ``"ssvd"``, ``"csvd"``, ``"osvd"`` or a TTVConfig (default: all four at their defaults).
     shape : tuple of int
-        Subject grid (voxels of 3.6×3.6×5 mm).
+        Subject grid (x, y, z).
+    voxel_mm : tuple of float
+        Voxel size [mm] (the paper's is 0.9×0.9×5 on a 256×256 grid).
     device : str
         Where TTV runs (the SVD methods run on the CPU).
     progress : bool
@@ -296,11 +298,13 @@ def noise_study(seeds, snrs, methods: dict[str, TTVConfig | str] | None = None, 
     errors, noise_induced = [], []
     with tqdm(total=len(seeds) * (len(snrs) + 1), desc="noise study", unit="volume", disable=not progress) as bar:
         for seed in seeds:
-            clean = cohort_volume(np.random.default_rng(seed), snr=NOISE_FREE_SNR, shape=shape, noisy_aif=False)
+            clean = cohort_volume(np.random.default_rng(seed), snr=NOISE_FREE_SNR, shape=shape, voxel_mm=voxel_mm,
+                                  noisy_aif=False)
             reference = method_estimates(clean.c_tissue, clean.c_aif, clean.dt_s, clean.mask, methods, device=device)
             bar.update()
             for snr in snrs:
-                volume = cohort_volume(np.random.default_rng(seed), snr=snr, shape=shape, noisy_aif=False)
+                volume = cohort_volume(np.random.default_rng(seed), snr=snr, shape=shape, voxel_mm=voxel_mm,
+                                       noisy_aif=False)
                 estimates = method_estimates(volume.c_tissue, volume.c_aif, volume.dt_s, volume.mask, methods,
                                              device=device)
                 keys = {"seed": seed, "snr": snr}
