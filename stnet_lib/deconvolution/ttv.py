@@ -101,6 +101,11 @@ class TTVConfig:
     20 unseen subjects (``bench/noise_study.py``) of these 3.6 mm voxels: 0.855 at SNR 20, 0.82 at
     10, 0.815 at 5; on these four validation subjects 0.885, 0.78 and 0.78; worse than sSVD on 2 of
     the 20 subjects (wide boluses) at SNR 20.
+    There (9117, 9120, β ≈ 2.2 s) TTV and cSVD lose CBF in the voxels whose bolus arrives with the
+    AIF's: with the AIF's strong smoothing, the circulant model spreads the residue's peak over
+    frames before and after t = 0 (on 9120, voxels of delay ≤ 0.5 s and CBF > 40: mean max k 29.5
+    against the truth's 46), while sSVD's causality keeps it at t = 0 (39.7); on 9120 the measured
+    AIF also peaks 2 frames after the true one.
 
     Voxel size matters (measured 2026-11-24, session 5, these defaults unchanged): on the paper's
     grid, 256×256 voxels of 0.9×0.9×5 mm (3 slices), the same 20 unseen subjects give 0.793 at SNR
@@ -108,17 +113,13 @@ class TTVConfig:
     0.74. On coarse voxels the spatial TV compresses the CBF contrast between neighbouring tissue:
     without noise, on subject 7000, TTV's CBF over the truth falls from 1.14 in voxels of CBF < 15 to
     0.65 above 60 at 3.6 mm, but only from 1.09 to 0.71 at 0.9 mm (0.77 to 0.71 from CBF 15 up),
-    much like the SVD methods'. These weights, chosen at 3.6 mm, are also close to the best at 0.9
+    flatter than cSVD's (0.78 to 0.64 there). These weights, chosen at 3.6 mm, are also close to the best at 0.9
     mm on the validation subjects (g_s 0.01 or 0.03, 60 or 150 iterations: 0.77–0.85 at SNR 20).
     Weights proportional to a noise estimate (the median absolute second difference in time, g_s =
     κ·σ̂, κ 0.12–0.3) were no better on the validation subjects at 3.6 mm (SNR 20: 0.88–0.93
     against these defaults' 0.885), nor were a causal (Toeplitz)
     model (0.90 at best), one or two Bregman (add-back-the-residual) steps (0.89, 0.96), or the
-    residue's peak read from its 4× trigonometric interpolation (0.88). There (9117, 9120, β ≈ 2.2 s) TTV and cSVD lose CBF in the voxels whose
-    bolus arrives with the AIF's: with the AIF's strong smoothing, the circulant model spreads the
-    residue's peak over frames before and after t = 0 (on 9120, voxels of delay ≤ 0.5 s and CBF >
-    40: mean max k 29.5 against the truth's 46), while sSVD's causality keeps it at t = 0 (39.7);
-    on 9120 the measured AIF also peaks 2 frames after the true one.
+    residue's peak read from its 4× trigonometric interpolation (0.88).
     """
 
     weight_spatial: float = 0.02  # g_s, spatial TV weight
