@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from stnet_lib.deconvolution.tuning import noise_study, noise_study_summary, pooled_errors, ratios_to_svd
+from stnet_lib.profiles import NoiseStudyPlan
 
 
 def main() -> None:
@@ -29,8 +30,8 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=9101)
     parser.add_argument("--n-subjects", type=int, default=20)
     parser.add_argument("--snr", type=float, nargs="+", default=[40.0, 20.0, 10.0, 5.0])
-    parser.add_argument("--shape", type=int, nargs=3, default=[256, 256, 3], help="subject grid (x y z); the paper's in-plane grid")
-    parser.add_argument("--voxel-mm", type=float, nargs=3, default=[0.9, 0.9, 5.0], help="voxel size [mm]; the paper's")
+    parser.add_argument("--shape", type=int, nargs=3, default=list(NoiseStudyPlan().shape), help="subject grid (x y z); the paper's in-plane grid")
+    parser.add_argument("--voxel-mm", type=float, nargs=3, default=list(NoiseStudyPlan().voxel_mm), help="voxel size [mm]; the paper's")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", help="CSV file for the per-SNR summary")
     args = parser.parse_args()

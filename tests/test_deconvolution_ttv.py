@@ -15,6 +15,7 @@ from stnet_lib.deconvolution import tuning
 from stnet_lib.deconvolution.tuning import make_ttv_phantom, pooled_errors
 from stnet_lib.maps import cbf_eq5, cbv_eq4, tmax_eq7
 from stnet_lib.paths import SHARED_DATA_DIR
+from stnet_lib.profiles import NoiseStudyPlan
 
 FAST = ttv.TTVConfig(n_iter=60, dtype="float64")
 
@@ -184,9 +185,9 @@ TEST_SEEDS = (9101, 9102, 9103, 9104, 9105, 9106)
 SNRS = (20.0, 10.0, 5.0)
 
 
-#: The paper's in-plane grid and voxel size (3 of its slices): the criterion's geometry. On the
-#: quick cohort's coarser 3.6 mm voxels TTV falls short at SNR 20 (0.855, see TTVConfig).
-SHAPE, VOXEL_MM = (256, 256, 3), (0.9, 0.9, 5.0)
+#: The noise study's default geometry, the paper's grid (256×256×3 voxels of 0.9×0.9×5 mm): the
+#: criterion's. On the quick cohort's coarser 3.6 mm voxels TTV falls short at SNR 20 (0.855, see TTVConfig).
+GEOMETRY = NoiseStudyPlan()
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +196,7 @@ def noise_study():
     0.9×0.9×5 mm, 50 frames) with Rician noise on the tissue curves at SNR 20, 10 and 5, and without
     noise (the AIF from the noise-free series): errors against the truth, and each method's
     noise-induced error. About 2 min on 2 cores."""
-    return tuning.noise_study(TEST_SEEDS, SNRS, shape=SHAPE, voxel_mm=VOXEL_MM)
+    return tuning.noise_study(TEST_SEEDS, SNRS, shape=GEOMETRY.shape, voxel_mm=GEOMETRY.voxel_mm)
 
 
 def _ratios(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
