@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from stnet_lib.deconvolution import svd, ttv
 from stnet_lib.deconvolution._matrices import circulant_aif_matrix
-from stnet_lib.deconvolution.tuning import make_ttv_phantom
+from stnet_lib.experiments.ttv_tuning import make_ttv_phantom
 
 PAPER_VOXELS_PER_S = 10_000 / 6.9
 

@@ -1,6 +1,6 @@
 """Noise robustness of the deconvolution methods on unseen synthetic subjects (issue #7's criterion).
 
-Runs :func:`stnet_lib.deconvolution.tuning.noise_study` (every method at its defaults; the AIF from
+Runs :func:`stnet_lib.experiments.noise_study.noise_study` (every method at its defaults; the AIF from
 the noise-free series) and prints, per SNR, the errors pooled over the subjects' brain voxels and
 TTV's ratios: CBF RMSE against the truth over the best SVD method's (issue #7 asks for ≤ 0.85),
 the CBF change caused by the noise over the least noisy SVD method's, and Tmax MAE over the better
@@ -21,7 +21,8 @@ import time
 import pandas as pd
 import torch
 
-from stnet_lib.deconvolution.tuning import noise_study, noise_study_summary, pooled_errors, ratios_to_svd
+from stnet_lib.experiments.noise_study import noise_study, noise_study_summary
+from stnet_lib.experiments.ttv_tuning import pooled_errors, ratios_to_svd
 from stnet_lib.profiles import NoiseStudyPlan
 
 

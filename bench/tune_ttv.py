@@ -7,7 +7,7 @@ The search behind ``TTVConfig``'s defaults (``stnet_lib/deconvolution/ttv.py``):
   50 frames, each at every SNR of ``--snr`` (Rician, σ = median brain S0 / SNR on the tissue
   curves; default 10 and 20, the noise levels the method exists for), taken through the library's
   pipeline (eq. 1–2, AIF/VOF, k_AV). The AIF comes from the noise-free series unless
-  ``--noisy-aif`` (see :func:`stnet_lib.deconvolution.tuning.cohort_volume`: the AIF's own noise
+  ``--noisy-aif`` (see :func:`stnet_lib.experiments.noise_study.cohort_volume`: the AIF's own noise
   is a shared, method-independent error);
 * grid: ``GRID`` (TTVConfig fields), or ``EXTENDED_GRID`` with ``--grid extended``;
 * also printed: ``worst_snr_ratio``, TTV's CBF RMSE pooled over the subjects at each SNR over the
@@ -39,7 +39,8 @@ from stnet_lib.deconvolution.ttv import TTVConfig, ttv_residues
 from stnet_lib.maps import cbf_eq5
 from stnet_lib.paths import SHARED_DATA_DIR
 
-from stnet_lib.deconvolution.tuning import cohort_volume, grid_search, method_errors, pooled_errors
+from stnet_lib.experiments.noise_study import cohort_volume
+from stnet_lib.experiments.ttv_tuning import grid_search, method_errors, pooled_errors
 
 VALIDATION_SEED = 7000
 #: The refinement grid behind the defaults. A first stage (warm start 0.05, 0.1 × g_s 0.01, 0.03, 0.1

@@ -101,7 +101,7 @@ class AblationPlan:
 
 @dataclass(frozen=True)
 class NoiseStudyPlan:
-    """The baselines' noise-robustness study (:func:`stnet_lib.deconvolution.tuning.noise_study`).
+    """The baselines' noise-robustness study (:func:`stnet_lib.experiments.noise_study.noise_study`).
 
     Attributes
     ----------

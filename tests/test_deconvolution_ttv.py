@@ -11,8 +11,8 @@ import torch
 from curves import tissue_curves
 from stnet_lib._validation import StnetInputError
 from stnet_lib.deconvolution import METHODS, Method, deconvolve, svd, ttv
-from stnet_lib.deconvolution import tuning
-from stnet_lib.deconvolution.tuning import make_ttv_phantom, pooled_errors
+from stnet_lib.experiments import noise_study as study
+from stnet_lib.experiments.ttv_tuning import make_ttv_phantom, pooled_errors, ratios_to_svd
 from stnet_lib.maps import cbf_eq5, cbv_eq4, tmax_eq7
 from stnet_lib.paths import SHARED_DATA_DIR
 from stnet_lib.profiles import NoiseStudyPlan
@@ -196,12 +196,12 @@ def noise_study():
     0.9×0.9×5 mm, 50 frames) with Rician noise on the tissue curves at SNR 20, 10 and 5, and without
     noise (the AIF from the noise-free series): errors against the truth, and each method's
     noise-induced error. About 2 min on 2 cores."""
-    return tuning.noise_study(TEST_SEEDS, SNRS, shape=GEOMETRY.shape, voxel_mm=GEOMETRY.voxel_mm)
+    return study.noise_study(TEST_SEEDS, SNRS, shape=GEOMETRY.shape, voxel_mm=GEOMETRY.voxel_mm)
 
 
 def _ratios(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """:func:`tuning.ratios_to_svd`, with every method's CBF RMSE beside it for the failure report."""
-    return tuning.ratios_to_svd(table, by).join(table.pivot_table(index=by, columns="method", values="cbf_rmse").round(2))
+    """:func:`ratios_to_svd`, with every method's CBF RMSE beside it for the failure report."""
+    return ratios_to_svd(table, by).join(table.pivot_table(index=by, columns="method", values="cbf_rmse").round(2))
 
 
 def test_ttv_beats_every_svd_method_against_the_truth(noise_study):
@@ -237,7 +237,7 @@ def test_ttv_removes_more_noise_than_every_svd_method(noise_study):
     """
     _, noise_induced = noise_study
     pooled = pooled_errors(noise_induced, ["snr"])
-    ratio = tuning.ratios_to_svd(pooled, ["snr"])["cbf_ratio"]
+    ratio = ratios_to_svd(pooled, ["snr"])["cbf_ratio"]
     report = pooled.pivot(index="snr", columns="method", values="cbf_rmse").assign(ratio=ratio).round(3).to_string()
     assert (ratio < 1.0).all(), report
     assert (ratio[[20.0, 10.0]] <= 0.7).all(), report
@@ -249,7 +249,7 @@ def test_noise_study_figure(noise_study):
 
     from stnet_lib.plotting import plot_noise_study
 
-    summary = tuning.noise_study_summary(*noise_study)
+    summary = study.noise_study_summary(*noise_study)
     figure = plot_noise_study(summary, labels={"ttv": "TTV (Fang)"})
     assert len(figure.axes) == 3
     for ax in figure.axes:

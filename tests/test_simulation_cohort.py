@@ -161,7 +161,7 @@ def test_simulate_command_writes_a_cohort_and_rejects_a_bad_limit(tmp_path, caps
 
 def test_cohort_notebook_helpers_and_notebook_source(smoke_cohort):
     from stnet_lib.paths import NOTEBOOKS_DIR
-    from stnet_lib.simulation import plots
+    from stnet_lib.experiments import cohort_plots as plots
 
     out, _ = smoke_cohort
     manifest = load_manifest(out / "data_manifest.csv")

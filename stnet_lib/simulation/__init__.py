@@ -11,8 +11,8 @@ Modules, in the order a subject is built (parameter values: ``../shared/referenc
 - ``subject``       ``make_subject(config, rng) -> Subject``
 - ``statistics``    the numbers checked against the recipe
 - ``cohort``        profiles (smoke, quick, paper), resumable atomic writing, ``data_manifest.csv``
-- ``plots``         figures and tables of the cohort notebook
 
+The cohort notebook's figures and tables are :mod:`stnet_lib.experiments.cohort_plots`.
 :data:`DEPARTURES` lists every deliberate departure from the recipe.
 """
 

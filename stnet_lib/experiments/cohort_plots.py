@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..constants import UNITS
 from ..signal import delta_r2_to_concentration, signal_to_delta_r2
-from .statistics import RECIPE_RANGES
+from ..simulation.statistics import RECIPE_RANGES
 
 __all__ = ["load_subject", "region_curves", "cohort_statistics_table", "plot_subject", "plot_region_curves",
            "plot_cohort_distributions"]

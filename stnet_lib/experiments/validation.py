@@ -1,4 +1,6 @@
-"""External validation: OSIPI's DSC digital reference object and a real DSC slice.
+"""External validation, a study: OSIPI's DSC digital reference object and a real DSC slice.
+
+(The input checks are :mod:`stnet_lib._validation`.)
 
 * OSIPI DSC DRO (``osipi_dsc/dsc_data.csv``, Apache-2.0; Chakwizira et al., MAGMA 2022): 14
   noise-free-ish tissue/arterial concentration pairs with known CBV and CBF; OSIPI's pass rule
@@ -16,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .deconvolution import METHODS, deconvolve
-from .io import Scan, load_nifti
-from .masking import compute_brain_mask, find_aif_mask
-from .paths import SHARED_DATA_DIR
-from .pipeline import compute_maps
-from .signal import detect_baseline
+from ..deconvolution import METHODS, deconvolve
+from ..io import Scan, load_nifti
+from ..masking import compute_brain_mask, find_aif_mask
+from ..paths import SHARED_DATA_DIR
+from ..pipeline import compute_maps
+from ..signal import detect_baseline
 
 __all__ = ["OSIPI_CSV", "REAL_DSC", "TYPICAL_TE_MS", "PHYSIOLOGICAL_RANGES", "osipi_results", "real_scan", "real_scan_summary"]
 

@@ -1,15 +1,18 @@
-"""Stage 3a: how TTV's weights and iterations are chosen, and how it compares with the SVD methods.
+"""How TTV's weights and iterations are chosen, and how each method's errors are measured (a study).
 
 * :func:`make_ttv_phantom` — a small self-contained noisy volume with known truth (simulation
   recipe §0 defaults, Rician noise σ = S0/SNR), used by the tests and, where the synthetic cohort
   is absent, by ``bench/tune_ttv.py``.
-* :func:`method_estimates` — CBF and Tmax of a set of methods on one volume.
+* :func:`method_estimates` — CBF and Tmax of a set of methods on one volume, through
+  :func:`stnet_lib.deconvolution.deconvolve` (the one ``METHODS`` registry).
 * :func:`method_errors` — their CBF RMSE and Tmax mean absolute error against the truth;
-  :func:`pooled_errors` pools those over volumes (per SNR, say).
-* :func:`noise_study` — every method on cohort subjects at several SNRs, against the truth and
-  against its own noise-free result (the report's noise-robustness figure and the TTV tests).
+  :func:`pooled_errors` pools those over volumes (per SNR, say); :func:`ratios_to_svd` gives
+  issue #7's ratios.
 * :func:`grid_search` — the documented search over TTV's settings behind ``TTVConfig``'s
-  defaults: the errors of every combination on every validation volume.
+  defaults (docs/decisions/0001-ttv-defaults.md): the errors of every combination on every
+  validation volume.
+
+The noise study on cohort subjects is :mod:`stnet_lib.experiments.noise_study`.
 """
 
 from __future__ import annotations
@@ -19,18 +22,19 @@ import itertools
 
 import numpy as np
 import pandas as pd
-import torch
 from numpy.typing import NDArray
 from scipy import ndimage
-from tqdm.auto import tqdm
 
-from ..constants import ARTERIAL_QUADRATIC_A, ARTERIAL_QUADRATIC_B, K_H, R2STAR_TISSUE_PER_MM_S, RHO_G_PER_ML
-from ..maps import cbf_eq5, tmax_eq7
-from .svd import csvd, osvd, ssvd
-from .ttv import TTVConfig, ttv_residues
+from ..constants import K_H, RHO_G_PER_ML, relaxivities
+from ..deconvolution import METHODS, deconvolve
+from ..deconvolution.ttv import TTVConfig
+from ..signal import delta_r2_to_concentration, signal_to_delta_r2
 
 __all__ = ["TTVPhantom", "make_ttv_phantom", "method_estimates", "method_errors", "estimate_errors", "pooled_errors",
-           "ratios_to_svd", "grid_search", "noise_study", "noise_study_summary"]
+           "ratios_to_svd", "grid_search"]
+
+#: Field strength of the phantom [T] (its relaxivities).
+PHANTOM_FIELD_T = 1.5
 
 
 @dataclasses.dataclass
@@ -95,6 +99,7 @@ def make_ttv_phantom(rng: np.random.Generator, *, shape=(32, 32, 4), n_t: int = 
     Rician noise σ = S0/``snr`` (tissue) and S0/``aif_snr`` (the averaged AIF).
     """
     te_s, dt_fine = te_ms / 1000.0, 0.05
+    rel = relaxivities(PHANTOM_FIELD_T)
     time_fine = np.arange(0.0, n_t * tr_s, dt_fine)
     c_a = _aif(time_fine)
     p = _smooth_field(rng, shape, 3.0)
@@ -112,40 +117,34 @@ def make_ttv_phantom(rng: np.random.Generator, *, shape=(32, 32, 4), n_t: int = 
     step = int(round(tr_s / dt_fine))
     c_t = (RHO_G_PER_ML / K_H) * (cbf.reshape(-1, 1) / 6000.0) * conv[:, ::step] * dt_fine
     c_a = c_a[::step]
-    s_t = _rician(rng, 1000.0 * np.exp(-te_s * R2STAR_TISSUE_PER_MM_S * c_t), 1000.0 / snr)
-    s_a = _rician(rng, 1000.0 * np.exp(-te_s * (ARTERIAL_QUADRATIC_A * c_a + ARTERIAL_QUADRATIC_B * c_a**2)),
+    s_t = _rician(rng, 1000.0 * np.exp(-te_s * rel["r2star_tissue"] * c_t), 1000.0 / snr)
+    s_a = _rician(rng, 1000.0 * np.exp(-te_s * (rel["arterial_a"] * c_a + rel["arterial_b"] * c_a**2)),
                   1000.0 / aif_snr)
-    n_base = int(12.0 / tr_s)  # pre-bolus frames (the bolus arrives at 15 s)
-    c_tissue = -np.log(s_t / s_t[:, :n_base].mean(1, keepdims=True)) / (te_s * R2STAR_TISSUE_PER_MM_S)
-    dr2_a = np.clip(-np.log(s_a / s_a[:n_base].mean()) / te_s, 0.0, None)
-    c_aif = (np.sqrt(ARTERIAL_QUADRATIC_A**2 + 4 * ARTERIAL_QUADRATIC_B * dr2_a) - ARTERIAL_QUADRATIC_A) / (
-        2 * ARTERIAL_QUADRATIC_B)
+    baseline = slice(0, int(12.0 / tr_s))  # pre-bolus frames (the bolus arrives at 15 s)
+    c_tissue = delta_r2_to_concentration(signal_to_delta_r2(s_t, te_ms, baseline=baseline).delta_r2_per_s,
+                                         kind="tissue", field_t=PHANTOM_FIELD_T)
+    dr2_a = np.clip(signal_to_delta_r2(s_a, te_ms, baseline=baseline).delta_r2_per_s, 0.0, None)
+    c_aif = delta_r2_to_concentration(dr2_a, kind="arterial", field_t=PHANTOM_FIELD_T)
     t_fine = np.arange(0.0, 40.0, 0.01)
     peak = np.array([t_fine[np.argmax(_dispersed_exponential(t_fine, m, d))] for m, d in zip(mtt.ravel(), disp.ravel())])
     return TTVPhantom(c_tissue=c_tissue.reshape(shape + (n_t,)), c_aif=c_aif, dt_s=tr_s, mask=np.ones(shape, bool),
                       cbf=cbf, tmax=delay + peak.reshape(shape))
 
 
-def _svd_residues(method: str, c_tissue: NDArray, c_aif: NDArray, dt_s: float) -> tuple[NDArray, bool]:
-    """Residues of an SVD method at its default threshold, and whether its Tmax wraps."""
-    function = {"ssvd": ssvd, "csvd": csvd, "osvd": osvd}[method]
-    k = function(torch.as_tensor(c_tissue, dtype=torch.float64), torch.as_tensor(c_aif, dtype=torch.float64), dt_s)
-    return k.numpy(), method != "ssvd"
-
-
 def method_estimates(c_tissue: NDArray, c_aif: NDArray, dt_s: float, mask: NDArray,
                      methods: dict[str, TTVConfig | str], *, device: str = "cpu") -> dict[str, tuple[NDArray, NDArray]]:
     """CBF [ml/100g/min] and Tmax [s] of each method at the voxels of ``mask`` (eq. 5 and 7).
 
-    ``methods`` maps a label to ``"ssvd"``, ``"csvd"``, ``"osvd"`` (default thresholds) or a TTVConfig.
+    ``methods`` maps a label to a key of ``METHODS`` (its default options) or a TTVConfig. Each
+    goes through :func:`~stnet_lib.deconvolution.deconvolve`; TTV runs on ``device``, the
+    voxel-wise methods on the CPU.
     """
     estimates = {}
     for label, method in methods.items():
-        if isinstance(method, TTVConfig):
-            k, wrap = ttv_residues(c_tissue, c_aif, dt_s, mask=mask, config=method, device=device)[mask], True
-        else:
-            k, wrap = _svd_residues(method, c_tissue[mask], c_aif, dt_s)
-        estimates[label] = (cbf_eq5(k.max(-1)), tmax_eq7(k, dt_s, wrap=wrap))
+        name, options = ("ttv", dataclasses.asdict(method)) if isinstance(method, TTVConfig) else (method, {})
+        where = device if METHODS[name].spatial else "cpu"
+        maps = deconvolve(c_tissue, c_aif, dt_s, name, mask=mask, device=where, keep_residue=False, **options)
+        estimates[label] = (maps.cbf[mask], maps.tmax[mask])
     return estimates
 
 
@@ -213,112 +212,3 @@ def grid_search(volumes: dict[str, TTVPhantom], grid: dict[str, tuple], *, base:
     table = pd.concat(tables, ignore_index=True)
     table[fields] = pd.DataFrame(table.pop("method").tolist())
     return table
-
-
-def cohort_volume(rng: np.random.Generator, *, snr: float, shape=(64, 64, 6), voxel_mm=(3.6, 3.6, 5.0),
-                  has_lesion: bool = True, noisy_aif: bool = True) -> TTVPhantom:
-    """A subject of the synthetic cohort (:mod:`stnet_lib.simulation`) at a chosen SNR, as concentrations.
-
-    The noise-free series gets Rician noise σ = median brain S0 / ``snr``; the curves go through the
-    library's pipeline (eq. 1–2, AIF and VOF means, AIF divided by k_AV, eq. 8).
-
-    With ``noisy_aif=False`` the tissue curves are noisy but the AIF, VOF and k_AV come from the
-    noise-free series: the deconvolution alone is then compared. (At SNR 10 the few arterial
-    voxels of a 64×64×6 subject reach the Rician noise floor at the bolus peak, which cuts the AIF's
-    peak by up to 45 % and its area by up to 30 %: a global CBF scale error that every method
-    shares through the same curve, and that masks the deconvolution's own noise robustness.)
-    """
-    import nibabel as nib
-
-    from ..io import Scan
-    from ..pipeline import scan_concentrations
-    from ..simulation.subject import SubjectConfig, make_subject
-    from ..simulation.synthesis import add_rician_noise
-
-    config = SubjectConfig(shape=tuple(shape), voxel_mm=tuple(voxel_mm), noise=False, has_lesion=has_lesion)
-    subject = make_subject(config, rng)
-    brain = subject.masks["brain"]
-    baseline = slice(0, subject.params["n_baseline_frames"] - 1)
-
-    def concentrations(signal):
-        scan = Scan(signal=signal, affine=subject.affine, header=nib.Nifti1Header(), te_ms=subject.te_ms,
-                    tr_s=subject.tr_s, aif_mask=subject.masks["aif"], brain_mask=brain,
-                    vof_mask=subject.masks["vof"], field_t=subject.field_t)
-        return scan_concentrations(scan, baseline=baseline)
-
-    clean = subject.signal.astype(np.float64)
-    noisy = add_rician_noise(clean.copy(), float(np.median(clean[brain][:, 0])) / snr, rng)
-    conc = concentrations(noisy)
-    arterial = conc if noisy_aif else concentrations(clean)
-    c_tissue = np.zeros(brain.shape + conc.c_tissue.shape[-1:])
-    c_tissue[brain] = conc.c_tissue
-    return TTVPhantom(c_tissue=c_tissue, c_aif=arterial.c_aif / arterial.k_av, dt_s=subject.tr_s, mask=brain,
-                      cbf=np.nan_to_num(subject.truth["cbf"]), tmax=np.nan_to_num(subject.truth["tmax"]))
-
-
-#: Rician σ = median brain S0 / 1e7: the series without noise, through the same pipeline.
-NOISE_FREE_SNR = 1e7
-
-
-def noise_study(seeds, snrs, methods: dict[str, TTVConfig | str] | None = None, *, shape=(64, 64, 6),
-                voxel_mm=(3.6, 3.6, 5.0), device: str = "cpu", progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every method on cohort subjects at several noise levels, against the truth and against itself.
-
-    Each seed gives one subject (:func:`cohort_volume`, the AIF from the noise-free series: its
-    own noise is an error that every method shares), deconvolved without noise and at each SNR.
-
-    Parameters
-    ----------
-    seeds : iterable of int
-        One subject per seed.
-    snrs : iterable of float
-        Rician noise levels on the tissue curves (σ = median brain S0 / SNR).
-    methods : dict, optional
-        Label → ``"ssvd"``, ``"csvd"``, ``"osvd"`` or a TTVConfig (default: all four at their defaults).
-    shape : tuple of int
-        Subject grid (x, y, z).
-    voxel_mm : tuple of float
-        Voxel size [mm] (the paper's is 0.9×0.9×5 on a 256×256 grid).
-    device : str
-        Where TTV runs (the SVD methods run on the CPU).
-    progress : bool
-        Show a progress bar over the volumes.
-
-    Returns
-    -------
-    errors : DataFrame
-        :func:`method_errors`' table against the truth, with ``seed`` and ``snr``.
-    noise_induced : DataFrame
-        The same columns, with ``cbf_rmse`` the RMSE of each method's CBF on the noisy volume
-        against its own CBF on the noise-free one (the error that noise adds), ``cbf_bias`` that
-        difference's mean, and ``tmax_mae_s`` the same for Tmax.
-    """
-    methods = {"ssvd": "ssvd", "csvd": "csvd", "osvd": "osvd", "ttv": TTVConfig()} if methods is None else methods
-    seeds, snrs = list(seeds), list(snrs)
-    errors, noise_induced = [], []
-    with tqdm(total=len(seeds) * (len(snrs) + 1), desc="noise study", unit="volume", disable=not progress) as bar:
-        for seed in seeds:
-            clean = cohort_volume(np.random.default_rng(seed), snr=NOISE_FREE_SNR, shape=shape, voxel_mm=voxel_mm,
-                                  noisy_aif=False)
-            reference = method_estimates(clean.c_tissue, clean.c_aif, clean.dt_s, clean.mask, methods, device=device)
-            bar.update()
-            for snr in snrs:
-                volume = cohort_volume(np.random.default_rng(seed), snr=snr, shape=shape, voxel_mm=voxel_mm,
-                                       noisy_aif=False)
-                estimates = method_estimates(volume.c_tissue, volume.c_aif, volume.dt_s, volume.mask, methods,
-                                             device=device)
-                keys = {"seed": seed, "snr": snr}
-                errors.append(estimate_errors(estimates, volume.cbf[volume.mask], volume.tmax[volume.mask])
-                              .assign(**keys))
-                noise_induced += [estimate_errors({label: estimates[label]}, *reference[label]).assign(**keys)
-                                  for label in estimates]  # each method against itself without noise
-                bar.update()
-    return pd.concat(errors, ignore_index=True), pd.concat(noise_induced, ignore_index=True)
-
-
-def noise_study_summary(errors: pd.DataFrame, noise_induced: pd.DataFrame) -> pd.DataFrame:
-    """Per SNR and method, pooled over subjects: CBF RMSE, bias and Tmax MAE against the truth, and the
-    noise-induced CBF RMSE (:func:`noise_study`); one row per SNR and method."""
-    truth = pooled_errors(errors, ["snr"])
-    noise = pooled_errors(noise_induced, ["snr"])[["snr", "method", "cbf_rmse"]]
-    return truth.merge(noise.rename(columns={"cbf_rmse": "noise_cbf_rmse"}), on=["snr", "method"])
