@@ -1,4 +1,4 @@
-"""Stage 5 — evaluation of estimated maps against reference maps: tidy tables, summaries, tests.
+"""Stage 5 — scoring of estimated maps against reference maps, per subject: a tidy table.
 
 One row per subject × method × map × region × metric (:data:`RESULT_COLUMNS`), computed with
 :mod:`stnet_lib.metrics` only:
@@ -14,9 +14,8 @@ Every row carries a ``status``; nothing is dropped silently. ``empty_region`` (H
 agreement value), ``undefined`` (NaN for another reason, e.g. a constant map), ``single_class``
 (no ROC curve), and the empty-mask cases of :mod:`stnet_lib.metrics.overlap` (Dice/IoU 0 when one
 mask is empty, NaN when both are; an infinite HD95 replaced by the field-of-view diagonal in mm).
-Summaries give "mean (std)" over the rows with a value and count the others; paired tests compare
-two methods on the same subjects (Wilcoxon signed-rank and paired t-test, Benjamini–Hochberg
-adjusted p-values alongside).
+Summaries over subjects and paired tests are :mod:`stnet_lib.statistics`; the Markdown tables
+:mod:`stnet_lib.experiments.evaluation_tables`.
 """
 
 from __future__ import annotations
@@ -28,24 +27,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy
-import skimage
-import sklearn
-from scipy import stats
 
 from . import metrics
 from ._validation import StnetInputError, check_in_allowed
-from .constants import MAP_NAMES, TMAX_THRESHOLD_S, UNITS
-from .io import AFFINE_TOLERANCE_MM, atomic_write, load_nifti
+from .constants import MAP_NAMES, TMAX_THRESHOLD_S
+from .io import AFFINE_TOLERANCE_MM, load_nifti
 from .metrics._common import as_bool
-from .reporting import markdown_table, save_markdown
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "AGREEMENT_METRICS", "SEGMENTATION_METRICS", "RESULT_COLUMNS", "EvaluationConfig", "SubjectMaps",
-    "evaluate_subject", "evaluate_set", "evaluate_manifest", "summarize", "paired_tests",
-    "format_table", "to_markdown", "write_tables",
+    "SEGMENTATION_SOURCES", "evaluate_subject", "evaluate_set", "evaluate_manifest",
 ]
 
 #: Map-agreement metrics, in table order (higher is better except NRMSE).
@@ -56,18 +49,6 @@ SEGMENTATION_METRICS = ("auc", "dice", "iou", "hd95_mm", "roc_threshold_s", "roc
 RESULT_COLUMNS = ("subject_id", "method", "map", "region", "metric", "value", "status", "n_voxels",
                   "convention")
 SEGMENTATION_SOURCES = ("tmax", "lesion_mask")
-_LABELS = {"psnr": "PSNR [dB]", "ssim": "SSIM", "pcc": "PCC", "scc": "SCC", "nrmse": "NRMSE",
-           "auc": "AUC", "dice": "Dice", "iou": "IoU", "hd95_mm": "HD95 [mm]",
-           "roc_threshold_s": "ROC threshold [s]", "roc_tpr": "TPR at threshold",
-           "roc_fpr": "FPR at threshold"}
-_CONVENTION_NOTES = {
-    "standard": "PSNR on region voxels, SSIM = scikit-image 2-D per-slice SSIM map (uniform 7×7, "
-                "sample covariance) averaged over region voxels, explicit data range",
-    "paper": "the authors' code: negatives → 0, per-slice min–max, 1-D PSNR (range 1) and SSIM "
-             "(window 7, range 2) on region voxels, mean over slices with ≥ 8 region voxels",
-}
-
-
 @dataclass(frozen=True)
 class EvaluationConfig:
     """Settings of an evaluation; ``dataclasses.asdict`` of it goes beside every table.
@@ -230,112 +211,6 @@ def evaluate_manifest(
     return evaluate_set(subjects, config)
 
 
-def summarize(results: pd.DataFrame, *, decimals: int = 3) -> pd.DataFrame:
-    """Mean (std) over subjects of each method × map × region × metric.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``method, map, region, metric, convention, n, n_valid, mean, std, statuses,
-        formatted``: ``n_valid`` counts the values (NaN excluded), ``std`` is the sample standard
-        deviation (ddof = 1), ``statuses`` counts the rows whose status is not ``ok`` (e.g.
-        ``"both_empty=2"``), ``formatted`` is the paper's "mean (std)" followed by those counts in
-        brackets when there are any, so that every table shows what was excluded or substituted.
-    """
-    keys = ["method", "map", "region", "metric", "convention"]
-    summary = results.groupby(keys, sort=False).agg(
-        n=("value", "size"), n_valid=("value", "count"), mean=("value", "mean"), std=("value", "std"),
-        statuses=("status", _status_counts)).reset_index()
-    summary["formatted"] = [_mean_std(m, s, decimals) + (f" [{flags}]" if flags else "")
-                            for m, s, flags in zip(summary["mean"], summary["std"], summary["statuses"], strict=True)]
-    return summary
-
-
-def paired_tests(results: pd.DataFrame, method_a: str, method_b: str) -> pd.DataFrame:
-    """Paired tests of ``method_a`` against ``method_b`` over the subjects both have a value for.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per map × region × metric: ``n_pairs`` (subjects with finite values for both),
-        ``n_excluded``, ``mean_a``, ``mean_b`` (over the pairs), ``mean_difference`` (a − b),
-        ``wilcoxon_statistic``, ``p_wilcoxon`` (:func:`scipy.stats.wilcoxon` on the differences
-        rounded to 12 decimals, zero differences dropped), ``t_statistic``, ``p_ttest``
-        (:func:`scipy.stats.ttest_rel`), and ``p_wilcoxon_bh``/``p_ttest_bh`` (Benjamini–Hochberg
-        over the rows). p is NaN where a test
-        is undefined (< 2 pairs, all differences 0, or constant differences for the t-test).
-
-    Notes
-    -----
-    Wilcoxon (1945), doi:10.2307/3001968; Benjamini & Hochberg (1995),
-    doi:10.1111/j.2517-6161.1995.tb02031.x. p-values of the exact/permutation Wilcoxon depend on
-    the SciPy version (changed around 1.15); the version is written beside the tables.
-    """
-    keys = ["map", "region", "metric"]
-    if results["convention"].nunique() > 1:
-        raise StnetInputError("the results mix conventions: test the methods of one convention at a time")
-    wide = (results[results["method"].isin([method_a, method_b])]
-            .set_index(keys + ["subject_id", "method"])["value"].unstack("method"))
-    for method in (method_a, method_b):
-        if method not in wide:
-            known = sorted(results["method"].unique())
-            raise StnetInputError(f"method {method!r} is not in the results; methods: {known}")
-    rows = [{**dict(zip(keys, key, strict=True)), **_paired(group[method_a].to_numpy(), group[method_b].to_numpy())}
-            for key, group in wide.groupby(level=keys, sort=False)]
-    table = pd.DataFrame(rows)
-    table.insert(0, "comparison", f"{method_a} vs {method_b}")
-    for column in ("p_wilcoxon", "p_ttest"):
-        table[f"{column}_bh"] = _bh(table[column].to_numpy())
-    return table
-
-
-def format_table(summary: pd.DataFrame, *, tests: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The paper's layout: one row per region × map × metric, one "mean (std)" column per method.
-
-    ``tests`` (from :func:`paired_tests`) adds the Wilcoxon and t-test p-values of that
-    comparison as two more columns.
-    """
-    keys = ["region", "map", "metric"]
-    if summary.empty:
-        return pd.DataFrame(columns=keys)
-    table = summary.pivot_table(index=keys, columns="method", values="formatted", aggfunc="first", sort=False)
-    table.columns.name = None
-    if tests is not None:
-        for _, comparison in tests.groupby("comparison", sort=False):
-            name = comparison["comparison"].iloc[0]
-            p = comparison.set_index(keys)
-            table[f"p Wilcoxon ({name})"] = p["p_wilcoxon"].reindex(table.index).map(_format_p)
-            table[f"p t-test ({name})"] = p["p_ttest"].reindex(table.index).map(_format_p)
-    table = table.reset_index()
-    table["metric"] = [_LABELS.get(metric, metric) for metric in table["metric"]]
-    return table
-
-
-def to_markdown(table: pd.DataFrame, *, title: str = "", notes: Iterable[str] = ()) -> str:
-    """A Markdown table (:func:`stnet_lib.reporting.markdown_table`) with a bold title and notes."""
-    head = f"**{title}**\n\n" if title else ""
-    return head + markdown_table(table) + "".join(f"\n- {note}" for note in notes) + "\n"
-
-
-def write_tables(results: pd.DataFrame, out_dir: Path, *, config: EvaluationConfig = EvaluationConfig(),
-                 comparisons: Iterable[tuple[str, str]] = ()) -> list[Path]:
-    """Write ``per_subject.csv``, ``summary.csv``, ``paired_tests.csv`` and ``tables.md`` into ``out_dir``."""
-    out_dir = Path(out_dir)
-    summary = summarize(results)
-    tests = [paired_tests(results, a, b) for a, b in comparisons]
-    tests = pd.concat(tests, ignore_index=True) if tests else None
-    files = {"per_subject.csv": results, "summary.csv": summary}
-    if tests is not None:
-        files["paired_tests.csv"] = tests
-    written = []
-    for name, frame in files.items():
-        with atomic_write(out_dir / name) as tmp:
-            frame.to_csv(tmp, index=False)
-        written.append(out_dir / name)
-    report = _markdown_report(summary, tests, config, results["subject_id"].nunique())
-    return written + [save_markdown(report, out_dir / "tables.md")]
-
-
 # --- per-subject rows -------------------------------------------------------------------------
 
 def _agreement_rows(ref_map, est_map, regions, data_range, name, convention) -> list[dict]:
@@ -442,67 +317,3 @@ def _load_on_grid(path, what: str, grid) -> np.ndarray:
 
 def _is_path(value) -> bool:
     return isinstance(value, (str, Path)) and str(value).strip() != ""
-
-
-# --- statistics and formatting ----------------------------------------------------------------
-
-def _paired(a: np.ndarray, b: np.ndarray) -> dict:
-    keep = np.isfinite(a) & np.isfinite(b)
-    d = np.round(a[keep] - b[keep], 12)
-    result = {"n_pairs": int(keep.sum()), "n_excluded": int((~keep).sum()),
-              "mean_a": float(np.mean(a[keep])) if keep.any() else np.nan,
-              "mean_b": float(np.mean(b[keep])) if keep.any() else np.nan,
-              "mean_difference": float(np.mean(d)) if d.size else np.nan,
-              "wilcoxon_statistic": np.nan, "p_wilcoxon": np.nan, "t_statistic": np.nan, "p_ttest": np.nan}
-    if d.size >= 2 and np.any(d != 0):
-        test = stats.wilcoxon(d)
-        result.update(wilcoxon_statistic=float(test.statistic), p_wilcoxon=float(test.pvalue))
-    if d.size >= 2 and np.ptp(d) > 0:
-        test = stats.ttest_1samp(d, 0.0)  # = ttest_rel(a, b) on the kept pairs
-        result.update(t_statistic=float(test.statistic), p_ttest=float(test.pvalue))
-    return result
-
-
-def _bh(p: np.ndarray) -> np.ndarray:
-    adjusted = np.full(p.shape, np.nan)
-    finite = np.isfinite(p)
-    if finite.any():
-        adjusted[finite] = stats.false_discovery_control(p[finite])
-    return adjusted
-
-
-def _status_counts(statuses: pd.Series) -> str:
-    counts = statuses[statuses != "ok"].value_counts()
-    return "; ".join(f"{status}={count}" for status, count in counts.items())
-
-
-def _mean_std(mean: float, std: float, decimals: int) -> str:
-    if np.isnan(mean):
-        return "n/a"
-    return f"{mean:.{decimals}f}" + ("" if np.isnan(std) else f" ({std:.{decimals}f})")
-
-
-def _format_p(p: float) -> str:
-    return "n/a" if np.isnan(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
-
-
-def _markdown_report(summary, tests, config: EvaluationConfig, n_subjects: int) -> str:
-    agreement = summary[summary["metric"].isin(AGREEMENT_METRICS)]
-    segmentation = summary[summary["metric"].isin(SEGMENTATION_METRICS)]
-    notes = [f"convention: {config.convention} ({_CONVENTION_NOTES[config.convention]}); "
-             f"{n_subjects} subjects; mean (std) over subjects, std with ddof = 1",
-             f"WB = brain mask; HP = reference Tmax > {config.threshold_s:g} s inside the brain",
-             "data range (standard PSNR/SSIM): "
-             + (", ".join(f"{k} {v:g} {UNITS.get(k, '')}" for k, v in config.data_range.items())
-                or "each subject's reference range in the brain"),
-             "[status=k]: k subjects whose row is not ok (empty_region, undefined and both_empty "
-             "rows have no value and are left out of the mean; reference_empty/estimate_empty rows "
-             "count Dice = IoU = 0 and HD95 = the field-of-view diagonal [mm]; single_class: no ROC)",
-             f"versions: scipy {scipy.__version__}, scikit-image {skimage.__version__}, "
-             f"scikit-learn {sklearn.__version__}"]
-    tests_a = tests[tests["metric"].isin(AGREEMENT_METRICS)] if tests is not None else None
-    tests_s = tests[tests["metric"].isin(SEGMENTATION_METRICS)] if tests is not None else None
-    return (to_markdown(format_table(agreement, tests=tests_a), title="Map agreement (Table 2)", notes=notes)
-            + "\n" + to_markdown(format_table(segmentation, tests=tests_s),
-                                 title=f"Tmax segmentation (Table 1), threshold {config.threshold_s:g} s",
-                                 notes=notes[:1] + notes[3:]))

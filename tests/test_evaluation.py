@@ -14,10 +14,11 @@ from stnet_lib._validation import StnetInputError
 from stnet_lib.commands import evaluate as evaluate_command
 from stnet_lib.evaluation import (
     AGREEMENT_METRICS, RESULT_COLUMNS, SEGMENTATION_METRICS, EvaluationConfig, SubjectMaps,
-    evaluate_manifest, evaluate_set, evaluate_subject, format_table, paired_tests, summarize,
-    to_markdown,
+    evaluate_manifest, evaluate_set, evaluate_subject,
 )
+from stnet_lib.experiments.evaluation_tables import format_table, to_markdown
 from stnet_lib.manifest import MANIFEST_COLUMNS
+from stnet_lib.statistics import paired_tests, summarize
 
 SHAPE = (16, 14, 4)
 SPACING = (1.5, 1.5, 5.0)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .._validation import StnetInputError
 from ..constants import TMAX_THRESHOLD_S
-from ..evaluation import SEGMENTATION_SOURCES, EvaluationConfig, evaluate_manifest, write_tables
+from ..evaluation import SEGMENTATION_SOURCES, EvaluationConfig, evaluate_manifest
+from ..experiments.evaluation_tables import write_tables
 from ..io import atomic_write
 from ..manifest import SPLITS, load_manifest
 from ..metrics import CONVENTIONS

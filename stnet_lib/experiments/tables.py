@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from .. import paper
-from ..evaluation import (AGREEMENT_METRICS, EvaluationConfig, evaluate_manifest, format_table, paired_tests,
-                          summarize)
+from ..evaluation import AGREEMENT_METRICS, EvaluationConfig, evaluate_manifest
 from ..io import atomic_write
 from ..manifest import load_manifest
+from ..statistics import paired_tests, summarize
 from .data import METRICS_CODE, code_key, content_key, digest
+from .evaluation_tables import format_table
 from .predictions import pred_dirs
 
 __all__ = ["METHOD_LABELS", "TABLE1_METRICS", "evaluate_cached", "table2", "table2_beside_paper",
