@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 report: $(STAMP)
-	$(BIN)/python -m stnet_lib.report --profile $(PROFILE) --device $(DEVICE) $(if $(MANIFEST),--manifest $(MANIFEST),)
+	$(BIN)/stnet report --profile $(PROFILE) --device $(DEVICE) $(if $(MANIFEST),--manifest $(MANIFEST),)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -20,7 +20,8 @@ import torch
 
 from stnet_lib.constants import K_H, RHO_G_PER_ML
 from stnet_lib.simulation.anatomy import load_templates
-from stnet_lib.simulation.cohort import PROFILES, simulate_cohort, subject_config, write_subject
+from stnet_lib.profiles import PROFILES
+from stnet_lib.simulation.cohort import simulate_cohort, subject_config, write_subject
 from stnet_lib.simulation.subject import make_subject
 from stnet_lib.simulation.vascular import RESIDUE_SHAPES, _peak_time_table, arterial_input, residue
 
@@ -54,7 +55,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    profile = PROFILES["paper"]
+    profile = PROFILES["paper"].cohort
     start = time.perf_counter()
     load_templates()
     _peak_time_table()

@@ -1,10 +1,11 @@
 """One switch that sizes every step of the reports: ``smoke``, ``quick`` and ``paper``.
 
-A :class:`Profile` composes the synthetic cohort (:data:`stnet_lib.simulation.cohort.PROFILES`),
-the ST-Net training settings (:data:`TRAIN_PROFILES`, also ``stnet train --profile``'s) and the evaluation, ablation (Fig. 3)
-and timing settings of the notebooks. The cohort and training numbers are imported, never
-repeated here, so that ``stnet simulate --profile X``, ``stnet train --profile X`` and
-``make report PROFILE=X`` always agree.
+A :class:`Profile` composes the synthetic cohort (a :class:`~stnet_lib.simulation.cohort.CohortProfile`),
+the ST-Net training settings (:data:`TRAIN_PROFILES`, also ``stnet train --profile``'s) and the evaluation,
+ablation (Fig. 3) and timing settings of the notebooks. :data:`PROFILES` is the one table of profiles:
+``stnet simulate``, ``stnet train``, ``stnet report`` and the notebooks read it, so that they always agree.
+(The simulation package takes a cohort profile as an argument and imports nothing from here: an
+algorithm package imports nothing above it.)
 
 =========  =========================  =====================================================
 profile    where                      purpose
@@ -24,7 +25,6 @@ from ._validation import StnetInputError, check_in_allowed
 from .evaluation import EvaluationConfig
 from .network.stnet import TARGET_NAMES
 from .network.train import TrainConfig
-from .simulation.cohort import PROFILES as COHORT_PROFILES
 from .simulation.cohort import CohortProfile
 
 __all__ = ["TRAIN_PROFILES", "BASELINES", "TABLE_METHODS", "OUTPUT_CHOICES", "AblationPlan", "NoiseStudyPlan", "Profile",
@@ -178,6 +178,8 @@ def _weights(train: TrainConfig) -> tuple[float, float]:
     return (0.0, train.physics_weight)
 
 
+#: Cohorts: smoke: seconds, for CI; quick: a 2-core laptop (< 1 min); paper: 138 subjects on the
+#: paper's 256×256×20 grid, split 52 labelled train/val (42/10, our choice) + 86 test (18 labelled).
 #: Fig. 3 budgets: ``quick`` gives each run 100,000 samples (about 50 of its epochs): ST-Net
 #: leaves its initial plateau only after 20,000–60,000 samples (the quick runs' learning curves;
 #: 40,000 left some runs on it), and it keeps two values per axis to stay within the 20-minute
@@ -186,7 +188,7 @@ def _weights(train: TrainConfig) -> tuple[float, float]:
 PROFILES = {
     "smoke": Profile(
         "smoke", "a few tiny subjects: checks that every notebook runs (numbers mean nothing)",
-        COHORT_PROFILES["smoke"], TRAIN_PROFILES["smoke"],
+        CohortProfile("smoke", (32, 32, 4), (7.0, 7.0, 10.0), 2, 1, 1, 1, 1, seed=11), TRAIN_PROFILES["smoke"],
         method_options={"ttv": {"n_iter": 10}},
         ablations=AblationPlan(strides=(2, 3), ratios=(1.0, 2.0), learning_rates=(TRAIN_PROFILES["smoke"].lr,),
                                physics_weights=_weights(TRAIN_PROFILES["smoke"]), samples=32, n_subjects=1,
@@ -196,7 +198,7 @@ PROFILES = {
     ),
     "quick": Profile(
         "quick", "a small realistic cohort on a 2-core CPU (the default of `make report`)",
-        COHORT_PROFILES["quick"], TRAIN_PROFILES["quick"],
+        CohortProfile("quick", (64, 64, 10), (3.6, 3.6, 8.0), 7, 2, 4, 7, 2, seed=12), TRAIN_PROFILES["quick"],
         ablations=AblationPlan(strides=(1, 3), ratios=(1.0, 2.0),
                                learning_rates=(TRAIN_PROFILES["quick"].lr, TRAIN_PROFILES["paper"].lr),
                                physics_weights=_weights(TRAIN_PROFILES["quick"]), samples=100_000, n_subjects=None,
@@ -205,7 +207,7 @@ PROFILES = {
     ),
     "paper": Profile(
         "paper", "the paper's cohort size, grid, split and training settings, on one GPU",
-        COHORT_PROFILES["paper"], TRAIN_PROFILES["paper"],
+        CohortProfile("paper", (256, 256, 20), (0.9, 0.9, 5.0), 42, 10, 18, 68, 20, seed=13), TRAIN_PROFILES["paper"],
         ablations=AblationPlan(strides=(1, 2, 3, 4, 5), ratios=(1.0, 2.0, 3.0, 4.0),
                                learning_rates=(1e-3, TRAIN_PROFILES["paper"].lr, 1e-5),
                                physics_weights=_weights(TRAIN_PROFILES["paper"]), samples=5_000_000,

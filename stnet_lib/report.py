@@ -1,4 +1,4 @@
-"""``python -m stnet_lib.report``: execute the notebooks with papermill, in order, into ``reports/<profile>/``.
+"""The report: execute the notebooks with papermill, in order, into ``reports/<profile>/`` (``stnet report``).
 
 Each notebook gets the parameters ``profile``, ``device``, ``data_dir``, ``runs_dir``,
 ``report_dir`` and ``seed`` (and ``manifest`` when a cohort of one's own is given). The notebooks
@@ -11,17 +11,15 @@ ablations) cache their artefacts under ``data/`` and ``runs/`` and are not redon
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 from .paths import DATA_DIR, NOTEBOOKS_DIR, REPORTS_DIR, RUNS_DIR
 
-__all__ = ["NOTEBOOKS", "LAB_NOTEBOOKS", "PROFILES", "run_report", "main"]
+__all__ = ["NOTEBOOKS", "LAB_NOTEBOOKS", "NotebookFailed", "run_report"]
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +27,6 @@ log = logging.getLogger(__name__)
 NOTEBOOKS = ("cohort", "train", "baselines", "table2", "table1", "fig2", "fig3", "timing", "validation")
 #: Notebooks for researchers in JupyterLab (``make lab``), not part of the report; CI executes them too.
 LAB_NOTEBOOKS = ("explore",)
-PROFILES = ("smoke", "quick", "paper")
 
 
 class NotebookFailed(RuntimeError):
@@ -100,25 +97,3 @@ def run_report(profile: str = "quick", device: str = "cpu", *, notebooks=NOTEBOO
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(final.with_name(f"{tag}.failed"), ignore_errors=True)
     return final
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stnet_lib.report", description="Regenerate reports/<profile>/.")
-    parser.add_argument("--profile", default="quick", choices=PROFILES)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    parser.add_argument("--only", nargs="+", choices=NOTEBOOKS, help="run only these notebooks")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the ST-Net trainings (the cohort's is the profile's)")
-    parser.add_argument("--manifest", type=Path, help="report on this data_manifest.csv instead of the synthetic cohort")
-    args = parser.parse_args(argv)
-    try:
-        out = run_report(args.profile, args.device, notebooks=args.only or NOTEBOOKS, seed=args.seed,
-                         manifest=args.manifest)
-    except NotebookFailed as error:
-        print(f"stnet report: {error}", file=sys.stderr)
-        return 1
-    print(f"reports written to {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,10 +10,14 @@ import pytest
 
 from stnet_lib.commands import simulate as simulate_command
 from stnet_lib.manifest import load_manifest
+from stnet_lib.profiles import PROFILES
 from stnet_lib.simulation import cohort
-from stnet_lib.simulation.cohort import PROFILES, root_manifest_table, simulate_cohort, subject_plan
+from stnet_lib.simulation.cohort import root_manifest_table, simulate_cohort, subject_plan
 from stnet_lib.simulation.lesion import draw_lesion
 from stnet_lib.simulation.statistics import RECIPE_RANGES
+
+#: The built-in profiles' cohorts.
+COHORTS = {name: profile.cohort for name, profile in PROFILES.items()}
 
 
 def _digest(path):
@@ -23,17 +27,17 @@ def _digest(path):
 @pytest.fixture(scope="module")
 def smoke_cohort(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke")
-    table = simulate_cohort(PROFILES["smoke"], out, progress=False)
+    table = simulate_cohort(COHORTS["smoke"], out, progress=False)
     return out, table
 
 
 def test_manifest_is_valid_and_matches_the_files(smoke_cohort):
     out, table = smoke_cohort
     manifest = load_manifest(out / "data_manifest.csv")
-    assert len(manifest) == PROFILES["smoke"].n_subjects == len(table)
+    assert len(manifest) == COHORTS["smoke"].n_subjects == len(table)
     for row in manifest.itertuples():
         image = nib.load(row.dsc)
-        assert image.shape == PROFILES["smoke"].shape + (50,)
+        assert image.shape == COHORTS["smoke"].shape + (50,)
         assert image.header.get_zooms()[3] == pytest.approx(row.tr_s, abs=1e-6)
         record = json.loads((row.dsc.parent / "subject.json").read_text())
         assert record["acquisition"]["te_ms"] == pytest.approx(row.te_ms)
@@ -47,14 +51,14 @@ def test_manifest_is_valid_and_matches_the_files(smoke_cohort):
 
 def test_same_seed_gives_identical_files_and_a_rerun_keeps_complete_subjects(smoke_cohort, tmp_path):
     out, _ = smoke_cohort
-    simulate_cohort(PROFILES["smoke"], tmp_path, limit=2, progress=False)
+    simulate_cohort(COHORTS["smoke"], tmp_path, limit=2, progress=False)
     for name in ("dsc.nii.gz", "tmax.nii.gz", "cbf.nii.gz"):
         assert _digest(tmp_path / "sub-002" / name) == _digest(out / "sub-002" / name)
     kept = (tmp_path / "sub-001" / "dsc.nii.gz").stat().st_mtime_ns
     broken = tmp_path / "sub-002" / "cbf.nii.gz"
     broken.write_bytes(broken.read_bytes()[:100])  # a damaged file
     (tmp_path / ".tmp-sub-003").mkdir()  # left by an interrupted run
-    simulate_cohort(PROFILES["smoke"], tmp_path, limit=2, progress=False)
+    simulate_cohort(COHORTS["smoke"], tmp_path, limit=2, progress=False)
     assert (tmp_path / "sub-001" / "dsc.nii.gz").stat().st_mtime_ns == kept
     assert _digest(broken) == _digest(out / "sub-002" / "cbf.nii.gz")
     assert not list(tmp_path.glob(".tmp-*"))
@@ -64,7 +68,7 @@ def test_same_seed_gives_identical_files_and_a_rerun_keeps_complete_subjects(smo
 def test_subjects_simulated_in_parallel_processes_are_identical(smoke_cohort, tmp_path):
     """``jobs`` only changes where subjects are simulated: the files are byte-identical."""
     out, manifest = smoke_cohort
-    table = simulate_cohort(PROFILES["smoke"], tmp_path, limit=3, progress=False, jobs=2)
+    table = simulate_cohort(COHORTS["smoke"], tmp_path, limit=3, progress=False, jobs=2)
     assert list(table["subject_id"]) == list(manifest["subject_id"][:3])
     for subject_id in table["subject_id"]:
         for name in ("dsc.nii.gz", "tmax.nii.gz", "cbf.nii.gz", "aif_mask.nii.gz"):
@@ -86,29 +90,29 @@ def test_an_interrupted_run_leaves_no_half_written_subject(tmp_path, monkeypatch
 
     monkeypatch.setattr(cohort, "write_subject", failing)
     with pytest.raises(KeyboardInterrupt):
-        simulate_cohort(PROFILES["smoke"], tmp_path, limit=3, progress=False)
+        simulate_cohort(COHORTS["smoke"], tmp_path, limit=3, progress=False)
     assert calls == [".tmp-sub-001", ".tmp-sub-002"]
     assert (tmp_path / "sub-001" / "complete.json").is_file() and not (tmp_path / "sub-002").exists()
     monkeypatch.setattr(cohort, "write_subject", real)
-    simulate_cohort(PROFILES["smoke"], tmp_path, limit=3, progress=False)
+    simulate_cohort(COHORTS["smoke"], tmp_path, limit=3, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["sub-001", "sub-002", "sub-003"]
 
 
 def test_paper_profile_reproduces_the_papers_split():
-    plan = subject_plan(PROFILES["paper"])
+    plan = subject_plan(COHORTS["paper"])
     assert len(plan) == 138 and plan["has_lesion_label"].sum() == 70
     train_val = plan[plan["split"].isin(["train", "val"])]
     test = plan[plan["split"] == "test"]
     assert len(train_val) == 52 and train_val["has_lesion_label"].all() and train_val["has_lesion"].all()
     assert len(test) == 86 and test["has_lesion_label"].sum() == 18
     assert 0.1 <= 1 - plan["has_lesion"].mean() <= 0.2  # no-lesion subjects (recipe §7)
-    assert PROFILES["paper"].shape == (256, 256, 20) and PROFILES["paper"].n_frames == 50
+    assert COHORTS["paper"].shape == (256, 256, 20) and COHORTS["paper"].n_frames == 50
 
 
 def test_root_manifest_predicts_the_acquisition_of_the_simulated_subjects(smoke_cohort, tmp_path):
     out, table = smoke_cohort
-    root = root_manifest_table(tmp_path / "data", tmp_path)
-    assert len(root) == sum(p.n_subjects for p in PROFILES.values())
+    root = root_manifest_table(tmp_path / "data", tmp_path, COHORTS.values())
+    assert len(root) == sum(p.n_subjects for p in COHORTS.values())
     smoke = root[root["profile"] == "smoke"].reset_index(drop=True)
     np.testing.assert_allclose(smoke["tr_s"], table["tr_s"])
     np.testing.assert_allclose(smoke["te_ms"], table["te_ms"])
@@ -132,7 +136,7 @@ def test_simulated_lesions_reach_their_target_volumes(smoke_cohort):
     for row in table[table["has_lesion"]].itertuples():
         record = json.loads((out / row.subject_id / "subject.json").read_text())
         target = record["lesion_levels"]["target_volumes_ml"]
-        voxel_ml = np.prod(PROFILES["smoke"].voxel_mm) / 1000
+        voxel_ml = np.prod(COHORTS["smoke"].voxel_mm) / 1000
         assert row.hypoperfusion_ml == pytest.approx(target["hypoperfusion_ml"], abs=3 * voxel_ml + 0.1 * target["hypoperfusion_ml"])
         assert row.core_ml == pytest.approx(target["core_ml"], abs=2 * voxel_ml)
     assert table.loc[~table["has_lesion"], "hypoperfusion_ml"].eq(0).all()

@@ -9,7 +9,8 @@ from pathlib import Path
 from .._validation import StnetInputError
 from ..manifest import write_manifest
 from ..paths import DATA_DIR, ROOT
-from ..simulation.cohort import PROFILES, root_manifest_table, simulate_cohort
+from ..profiles import PROFILES
+from ..simulation.cohort import root_manifest_table, simulate_cohort
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +37,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     if args.root_manifest:
-        path = write_manifest(root_manifest_table(DATA_DIR, ROOT), ROOT / "data_manifest.csv")
+        path = write_manifest(root_manifest_table(DATA_DIR, ROOT, [p.cohort for p in PROFILES.values()]), ROOT / "data_manifest.csv")
         print(f"wrote {path}")
         return 0
     if args.limit is not None and args.limit < 1:
         raise StnetInputError(f"--limit must be a positive number of subjects; got {args.limit}")
     if args.jobs < 1:
         raise StnetInputError(f"--jobs must be a positive number of processes; got {args.jobs}")
-    profile = PROFILES[args.profile]
+    profile = PROFILES[args.profile].cohort
     out = args.out or DATA_DIR / profile.name
     table = simulate_cohort(profile, out, seed=args.seed, noise=not args.no_noise, verify=args.verify, limit=args.limit,
                             rapid_like=args.rapid_like, jobs=args.jobs)

@@ -1,5 +1,5 @@
 """Stage 6 — ``reports/<profile>/README.md``: our results beside the paper's, the conventions, the
-profile and what differs from the paper. Written by ``python -m stnet_lib.report`` after the
+profile and what differs from the paper. Written by ``stnet report`` after the
 notebooks, from the tables they saved (a table not produced is said to be missing).
 """
 

@@ -10,14 +10,14 @@ Modules, in the order a subject is built (parameter values: ``../shared/referenc
 - ``synthesis``     tissue curves from the kernel tables, signal (eq. 1–2 forward), Rician noise
 - ``subject``       ``make_subject(config, rng) -> Subject``
 - ``statistics``    the numbers checked against the recipe
-- ``cohort``        profiles (smoke, quick, paper), resumable atomic writing, ``data_manifest.csv``
+- ``cohort``        a cohort profile's subjects, resumable atomic writing, ``data_manifest.csv``
 
 The cohort notebook's figures and tables are :mod:`stnet_lib.experiments.cohort_plots`.
 :data:`DEPARTURES` lists every deliberate departure from the recipe.
 """
 
-from .cohort import PROFILES, CohortProfile, simulate_cohort
+from .cohort import CohortProfile, simulate_cohort
 from .departures import DEPARTURES
 from .subject import Subject, SubjectConfig, make_subject
 
-__all__ = ["CohortProfile", "PROFILES", "simulate_cohort", "Subject", "SubjectConfig", "make_subject", "DEPARTURES"]
+__all__ = ["CohortProfile", "simulate_cohort", "Subject", "SubjectConfig", "make_subject", "DEPARTURES"]

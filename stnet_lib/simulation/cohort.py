@@ -1,6 +1,7 @@
 """Stage 1 (synthetic data): the synthetic stroke cohort of a profile, written to disk resumably.
 
-A profile (:class:`CohortProfile`) fixes the cohort size, grid and split; subject ``i`` is
+A profile (:class:`CohortProfile`; the built-in ones are the ``cohort`` of
+:data:`stnet_lib.profiles.PROFILES`, passed in) fixes the cohort size, grid and split; subject ``i`` is
 simulated from ``numpy.random.default_rng([seed, i])``, so every subject is reproducible on its
 own and a re-run regenerates only what is missing. Each subject is written into
 ``<out>/.tmp-<id>`` and renamed to ``<out>/<id>`` once complete; ``complete.json`` (file sizes,
@@ -18,6 +19,7 @@ import os
 import shutil
 import zlib
 import multiprocessing
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +36,7 @@ from .reference import rapid_like_maps
 from .statistics import subject_statistics
 from .subject import Subject, SubjectConfig, draw_acquisition, make_subject
 
-__all__ = ["CohortProfile", "PROFILES", "SIMULATION_VERSION", "subject_plan", "write_subject",
+__all__ = ["CohortProfile", "SIMULATION_VERSION", "subject_plan", "write_subject",
            "subject_is_complete", "simulate_cohort", "cohort_table", "root_manifest_table"]
 
 log = logging.getLogger(__name__)
@@ -71,15 +73,6 @@ class CohortProfile:
     def n_subjects(self) -> int:
         """Cohort size."""
         return self.n_train + self.n_val + self.n_test_labelled + self.n_test_unlabelled
-
-
-#: smoke: seconds, for CI; quick: a 2-core laptop (< 1 min); paper: 138 subjects on the paper's
-#: 256×256×20 grid, split 52 labelled train/val (42/10, our choice) + 86 test (18 labelled).
-PROFILES = {
-    "smoke": CohortProfile("smoke", (32, 32, 4), (7.0, 7.0, 10.0), 2, 1, 1, 1, 1, seed=11),
-    "quick": CohortProfile("quick", (64, 64, 10), (3.6, 3.6, 8.0), 7, 2, 4, 7, 2, seed=12),
-    "paper": CohortProfile("paper", (256, 256, 20), (0.9, 0.9, 5.0), 42, 10, 18, 68, 20, seed=13),
-}
 
 
 def subject_plan(profile: CohortProfile, seed: int | None = None) -> pd.DataFrame:
@@ -336,16 +329,16 @@ def cohort_table(plan: pd.DataFrame, out: Path, profile_name: str) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def root_manifest_table(data_dir: Path, root: Path, profiles=tuple(PROFILES)) -> pd.DataFrame:
-    """Manifest rows of the built-in profiles as generated under ``data_dir/<profile>``, without simulating.
+def root_manifest_table(data_dir: Path, root: Path, profiles: Iterable[CohortProfile]) -> pd.DataFrame:
+    """Manifest rows of the cohorts ``profiles`` as generated under ``data_dir/<name>``, without simulating.
 
     ``root`` is the folder the manifest will be written in (the repository root).
     TE, TR and field come from each subject's acquisition stream, which is drawn first and
     independently of everything else (:func:`~stnet_lib.simulation.subject.make_subject`).
     """
     rows = []
-    for name in profiles:
-        profile = PROFILES[name]
+    for profile in profiles:
+        name = profile.name
         plan = subject_plan(profile)
         for plan_row in plan.itertuples():
             acq = draw_acquisition(np.random.default_rng([plan.attrs["seed"], plan_row.index]).spawn(5)[0])
