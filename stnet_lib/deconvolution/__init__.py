@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from ..constants import K_H, RHO_G_PER_ML
 from ..maps import PerfusionMaps, cbf_eq5, cbv_eq4, mtt_eq6, tmax_eq7
 from .._validation import StnetInputError, check_finite, check_in_allowed, check_positive
+from ..device import resolve_device
 from . import svd, ttv
 
 __all__ = ["Method", "METHODS", "deconvolve", "resolve_device"]
@@ -39,13 +40,6 @@ METHODS: dict[str, Method] = {
     "osvd": Method("osvd", svd.osvd, {"oi_threshold": 0.035}),
     "ttv": Method("ttv", ttv.ttv_residues, ttv.DEFAULT_OPTIONS, spatial=True),
 }
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else as torch understands it."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _options(method: Method, options: dict) -> dict:

@@ -30,6 +30,7 @@ from ..io import MAP_FILES, atomic_write, save_maps
 from ..manifest import load_manifest
 from ..network.stnet import STNetConfig
 from ..network.train import TrainConfig, train_from_manifest
+from ..network.train import time_grid as network_time_grid
 from ..pipeline import compute_maps
 from .data import (NETWORK_CODE, PHYSICS_CODE, code_key, digest, file_key, held_out_subjects,
                    subject_scan)
@@ -120,26 +121,14 @@ def predict_subjects(manifest_path, method: str, runs_dir, *, device: str = "cpu
 
 
 def time_grid(manifest_path) -> tuple[int, float]:
-    """ST-Net's time grid (frames, interval [s]) that every subject of the manifest covers.
+    """ST-Net's time grid (frames, interval [s]) that every subject of the manifest covers
+    (:func:`stnet_lib.network.train.time_grid` over all rows).
 
-    The fewest frames of any series, and the interval that makes the shortest acquisition span
-    exactly that many frames, rounded down to 0.1 s. ``train_from_manifest`` derives its default
-    grid from the training series only, which refuses test scans of a shorter span (the
-    synthetic cohort draws TR per subject); the acquisition span is known before any label, so
-    using every subject's is no leak.
+    ``train_from_manifest`` derives its default grid from the training series only, which refuses
+    test scans of a shorter span (the synthetic cohort draws TR per subject); the acquisition span
+    is known before any label, so using every subject's is no leak.
     """
-    import nibabel as nib
-    import numpy as np
-
-    frames, spans = [], []
-    for row in load_manifest(manifest_path).to_dict("records"):
-        image = nib.load(row["dsc"])
-        tr_s = row["tr_s"] if np.isfinite(row["tr_s"]) else float(image.header.get_zooms()[3])
-        frames.append(int(image.shape[3]))
-        spans.append((frames[-1] - 1) * tr_s)
-    n_frames = min(frames)
-    exact = min(spans) / (n_frames - 1)
-    return n_frames, float(np.floor(exact * 10 + 1e-6) / 10 if exact >= 0.1 else exact)
+    return network_time_grid(load_manifest(manifest_path), splits=None)
 
 
 def _training_key(manifest_path, cfg: TrainConfig, model_config: STNetConfig) -> str:

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from .. import paper
-from ..deconvolution import resolve_device
+from ..device import resolve_device
 from ..pipeline import compute_maps
 from .data import held_out_subjects, subject_scan
 

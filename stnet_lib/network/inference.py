@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .._validation import StnetInputError
+from ..device import resolve_device
 from ..io import Scan
 from ..maps import PerfusionMaps, mtt_eq6
 from .checkpoint import load_checkpoint, model_from_checkpoint
@@ -31,12 +32,6 @@ __all__ = ["predict_maps", "predict_voxels"]
 
 #: Default batch per device type (the CPU gains nothing beyond ~2k; a GPU wants large batches).
 DEFAULT_BATCH = {"cpu": 2048, "cuda": 16384}
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @torch.inference_mode()
@@ -104,7 +99,7 @@ def predict_maps(scan: Scan, checkpoint, *, device: str = "cpu", batch_size: int
     payload = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     model = model_from_checkpoint(payload, path=_checkpoint_name(checkpoint))
     cfg = model.config
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     batch_size = batch_size or DEFAULT_BATCH.get(dev.type, 2048)
     if batch_size < 1:
         raise StnetInputError(f"batch_size must be a positive number of voxels; got {batch_size}")

@@ -37,12 +37,13 @@ from tqdm.auto import tqdm
 
 from ..io import atomic_write
 from .._validation import StnetInputError, check_in_allowed
+from ..device import resolve_device
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cohort import Cohort, load_subjects, sample_epoch
 from .physics_loss import stnet_loss
 from .stnet import TARGET_NAMES, STNet, STNetConfig
 
-__all__ = ["TrainConfig", "fit", "train_from_manifest", "load_cohorts", "CURVE_COLUMNS"]
+__all__ = ["TrainConfig", "fit", "train_from_manifest", "load_cohorts", "time_grid", "CURVE_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,7 @@ class TrainConfig:
 
 def _distributed(device: str) -> tuple[int, int, torch.device]:
     """(rank, world size, this process's device); joins the process group when launched by torchrun."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(device))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = torch.device(device).type == "cuda"
     if world > 1 and not dist.is_initialized():
@@ -353,20 +353,25 @@ def _save_epoch(out_dir: Path, net: STNet, optimizer, state: dict, common: dict,
     _write_curve(state["history"], out_dir / "learning_curve.csv")
 
 
-def _time_grid(manifest) -> tuple[int, float]:
-    """The network's time grid from the training series: their fewest frames, and the frame
-    interval that makes the shortest series span exactly that many frames, rounded down to
-    0.1 s so that test scans of a slightly shorter TR are still covered."""
+def time_grid(manifest, splits: tuple[str, ...] | None = ("train",)) -> tuple[int, float]:
+    """ST-Net's time grid (frames, interval [s]) that every series of ``splits`` covers (None: every row).
+
+    The fewest frames of any series, and the frame interval that makes the shortest acquisition
+    span exactly that many frames, rounded down to 0.1 s so that scans of a slightly shorter TR
+    are still covered. ``manifest`` is a loaded manifest table (:func:`stnet_lib.manifest.load_manifest`).
+    """
     import nibabel as nib
 
+    rows = manifest if splits is None else manifest[manifest["split"].isin(splits)]
     frames, spans = [], []
-    for row in manifest[manifest["split"] == "train"].itertuples():
+    for row in rows.itertuples():
         image = nib.load(row.dsc)
         interval = float(row.tr_s) if np.isfinite(row.tr_s) else float(image.header.get_zooms()[3])
         frames.append(int(image.shape[3]))
         spans.append((frames[-1] - 1) * interval)
     if not frames:
-        raise StnetInputError("the manifest has no subject with split 'train'")
+        raise StnetInputError(f"the manifest has no subject with split in {list(splits)}" if splits else
+                              "the manifest has no subject")
     n_frames = min(frames)
     exact = min(spans) / (n_frames - 1)
     dt_s = np.floor(exact * 10 + 1e-6) / 10 if exact >= 0.1 else exact
@@ -389,14 +394,14 @@ def train_from_manifest(manifest_path, out_dir, cfg: TrainConfig = TrainConfig()
 def load_cohorts(manifest_path, model_config: STNetConfig | None = None) -> tuple[STNetConfig, Cohort, Cohort]:
     """The manifest's ``train`` and ``val`` subjects in memory, and the model settings they imply.
 
-    ``model_config`` defaults to the training series' time grid (:func:`_time_grid`); its
+    ``model_config`` defaults to the training series' time grid (:func:`time_grid`); its
     ``vof_correction`` is set to whether the subjects have VOF masks (eq. 8).
     """
     from ..manifest import load_manifest
 
     manifest = load_manifest(manifest_path)
     if model_config is None:
-        n_frames, dt_s = _time_grid(manifest)
+        n_frames, dt_s = time_grid(manifest)
         model_config = STNetConfig(n_frames=n_frames, dt_s=dt_s)
     used = manifest[manifest["split"].isin(["train", "val"])]
     model_config = dataclasses.replace(model_config, vof_correction=bool(used["vof_mask"].notna().any()))
