@@ -1,6 +1,7 @@
 """Choose TTV's weights, warm start and iterations on validation subjects of the synthetic cohort (issue #7).
 
-The search behind ``TTVConfig``'s defaults (``stnet_lib/deconvolution/ttv.py``):
+The search behind ``TTVConfig``'s defaults (``stnet_lib/deconvolution/ttv.py``; results in
+docs/decisions/0020-ttv-default-weights.md):
 
 * volumes: ``--n-subjects`` subjects of :mod:`stnet_lib.simulation` drawn from validation seeds
   (``VALIDATION_SEED + i``; the tests use seeds 9101–9102), 64×64×6 voxels of 3.6×3.6×5 mm,
@@ -53,7 +54,7 @@ GRID = {
     "n_iter": (100,),
 }
 #: The second search (issue #7's ≥ 15 % criterion, run with ``--snr 5 10 20``): iterations and
-#: step balance beside the weights. It kept the defaults (see TTVConfig's docstring).
+#: step balance beside the weights. It kept the defaults (docs/decisions/0020-ttv-default-weights.md).
 EXTENDED_GRID = {
     "warm_start_threshold": (0.05, 0.1),
     "weight_spatial": (0.02, 0.04),

@@ -30,18 +30,10 @@ from .simulation.cohort import CohortProfile
 __all__ = ["TRAIN_PROFILES", "BASELINES", "TABLE_METHODS", "OUTPUT_CHOICES", "AblationPlan", "NoiseStudyPlan", "Profile",
            "PROFILES", "get_profile"]
 
-#: Training settings per profile. ``paper`` keeps the paper's (Adam 1e-4 constant, batch 512,
-#: ≤ 400 epochs, patience 50, stride 3, ratio 2). ``quick`` departs on purpose: lr 1e-3 reaches
-#: in ~5 CPU minutes what 1e-4 reaches in ~20 (reference/feasibility_cpu.md §3), decayed by a
-#: cosine to 1e-5 so that the last epochs settle instead of rattling at 1e-3, and shifts the
-#: samples in time by up to ±3 frames (the quick cohort has only 7 training AIFs; the shift
-#: removed a per-subject Tmax bias of up to −0.9 s: test Dice 0.938 → 0.944, CBF NRMSE
-#: 0.229 → 0.175, one seed each), and moves the arterial curve alone earlier by up to 2 frames
-#: with the Tmax target raised by as much (``aif_shift_frames``; exact, see ``TrainConfig``):
-#: without it ST-Net's Tmax sat 1.0–1.4 s low on 3 of the 9 test subjects with a lesion (its
-#: Tmax > 6 s Dice 0.919 against the truth, oSVD 0.932); with it, the first and only value
-#: tried, 0.949 (mean |Tmax bias| at 3–10 s 0.34 s). 200 epochs of the quick cohort (~2,000
-#: samples each, ~390k samples) take ~3–5 min on 2 cores. ``smoke`` only checks that everything runs.
+#: Training settings per profile: ``paper`` the paper's (Adam 1e-4 constant, batch 512, ≤ 400 epochs,
+#: patience 50, stride 3, ratio 2); ``quick`` lr 1e-3 with a cosine decay to 1e-5 and two time-shift
+#: augmentations, for a 2-core CPU (why and what they changed: docs/decisions/0023-quick-training-profile.md);
+#: ``smoke`` only checks that everything runs.
 TRAIN_PROFILES = {
     "smoke": TrainConfig(epochs=2, patience=2, lr=1e-3, batch_size=128, stride=3, ratio=2.0, eval_batch_size=1024),
     "quick": TrainConfig(epochs=200, patience=50, lr=1e-3, lr_schedule="cosine", lr_min=1e-5, batch_size=512,
@@ -114,9 +106,8 @@ class NoiseStudyPlan:
         Subject grid (x, y, z): by default the paper's in-plane grid, 256×256, with 3 of its slices.
     voxel_mm : tuple of float
         Voxel size [mm]: by default the paper's, 0.9×0.9×5. The result depends on it: TTV's spatial
-        TV smooths across tissue boundaries, which cost it most on coarse voxels (at 3.6×3.6×5 mm
-        TTV's CBF RMSE at SNR 20 is 0.855× the best SVD method's, at the paper's 0.9 mm 0.79×;
-        see ``TTVConfig``).
+        TV smooths across tissue boundaries, which costs it most on coarse voxels
+        (docs/decisions/0022-noise-study-on-the-papers-voxel-size.md).
     """
 
     seeds: tuple[int, ...] = tuple(range(9101, 9107))

@@ -216,7 +216,7 @@ def test_ttv_beats_every_svd_method_against_the_truth(noise_study):
     0.769; Tmax 0.91, 0.81, 0.63. TTV is not better on every subject (here 0.65–0.94 at SNR 20; on
     the 20, up to 1.27). On the quick cohort's 3.6 mm voxels the same defaults give 0.855 at SNR 20
     (20 subjects), short of the criterion: the spatial TV compresses the CBF contrast between
-    neighbouring voxels more where they differ more (TTVConfig's docstring).
+    neighbouring voxels more where they differ more (docs/decisions/0022-noise-study-on-the-papers-voxel-size.md).
     """
     errors, _ = noise_study
     pooled = _ratios(pooled_errors(errors, ["snr"]), ["snr"])

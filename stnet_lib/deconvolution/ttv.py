@@ -58,68 +58,13 @@ _N_ARRAYS = 9  # volume-sized solver arrays held at once (k, k̄, v, offset, c, 
 class TTVConfig:
     """Settings of the TTV deconvolution (weights dimensionless, see the module docstring).
 
-    How the defaults were chosen (``bench/tune_ttv.py``, 2026-11-24, rerun for issue #7): four
-    validation subjects of the synthetic cohort (seeds 7000–7003, 64×64×6 voxels of 3.6 mm) at SNR
-    10 and 20 on the tissue curves, the AIF from the noise-free series; grid warm start
-    {0.1, 0.15, 0.2} × g_s {0.02, 0.03, 0.05} × g_t {0, 1e-4, 3e-4, 5e-4} at 100 iterations (a first
-    stage over warm start {0.05, 0.1} × g_s {0.01, 0.03, 0.1} × g_t {3e-4, 1e-3, 3e-3} × {100, 150}
-    iterations located the optimum); choice: the lowest mean CBF RMSE against the truth among
-    settings never worse than the best SVD method on any volume and passing OSIPI's DRO (single
-    voxels, where only the temporal TV regularises: g_t of 1e-4 to 3e-4 let noise spikes through).
-    g_s = 0.02, g_t = 5e-4, warm start 0.1 gave 9.0 ml/100g/min (cSVD 10.8, sSVD 12.5, oSVD 17.1
-    at their default thresholds), 0.86× the best SVD method per volume on average (worst 0.96×),
-    and Tmax error 1.65 s, 0.77× the better of cSVD and oSVD. 100 iterations beat 150 and more:
-    the iterate drifts towards the objective's minimiser, whose TV shrinks the residue's peak (the
-    CBF), so the iteration count from the cSVD start acts as part of the regularisation (early
-    stopping, as in Landweber iteration). ``step_balance`` was chosen for the fastest decrease of
-    the objective.
-
-    Second search (issue #7's ≥ 15 % criterion): the same four validation subjects at SNR 5, 10 and
-    20 (12 volumes), warm start {0.05, 0.1} × g_s {0.02, 0.04} × g_t {5e-4, 1.5e-3} ×
-    ``step_balance`` {0.1, 0.3} × {50, 100, 150, 200, 300} iterations (measured with a copy of the
-    solver loop that records every iteration count in one run; ``bench/tune_ttv.py --grid
-    extended --snr 5 10 20`` runs the same grid point by point) kept these defaults: they have the
-    lowest worst-volume ratio to the best SVD method (0.955, mean 0.85; Tmax 0.68× on average,
-    worst 0.91×). No setting suits every subject: more iterations (or warm start 0.05) help
-    subjects with a wide AIF (at SNR 20, 7000: 0.90 → 0.79 and 7002: 0.84 → 0.73 from 100 to 300
-    iterations) and hurt those with a narrow one (7001: 0.95 → 1.29, 7003: 0.93 → 1.22). Even the
-    best setting per volume, chosen with the truth, stays above 0.85 on 7003 at SNR 20 (0.86).
-
-    Why the best setting differs between subjects (measured 2026-11-24 in session 4; an earlier
-    note put it on the rectangle-rule model, which this corrects): without noise, the unregularised
-    circulant inverse (cSVD at threshold 1e-3) gives a median CBF of 0.98×, 1.32× and 1.00× the truth
-    on subjects 7000, 7001 and 9104 with the AIF that the pipeline measures, but 0.87×, 0.81× and
-    0.75× with the true AIF (dispersion alone lowers the residue's peak to 0.90–0.92×, the rest is
-    the peak sampled at TR). The measured AIF has the true area (k_AV restores it) but only 0.64–0.82×
-    the true peak: the simulated arterial voxels are partial-volume mixtures whose blood signal
-    saturates at the bolus peak. A broadened AIF sharpens the residue, and the more the narrower
-    the true bolus (7001, 7003), which is where more iterations overshoot. These biases are shared
-    by every method and, at SNR 20, larger than the noise. A forward model on a finer time grid
-    than TR (k on TR/2 and TR/3, the AIF interpolated linearly, 100 and 200 iterations) did not
-    help: validation CBF RMSE at SNR 20, pooled, 9.0–10.1 against 8.6 with these defaults.
-    Against the issue #7 criterion (CBF RMSE ≥ 15 % below the best SVD method, pooled per SNR), on
-    20 unseen subjects (``bench/noise_study.py``) of these 3.6 mm voxels: 0.855 at SNR 20, 0.82 at
-    10, 0.815 at 5; on these four validation subjects 0.885, 0.78 and 0.78; worse than sSVD on 2 of
-    the 20 subjects (wide boluses) at SNR 20.
-    There (9117, 9120, β ≈ 2.2 s) TTV and cSVD lose CBF in the voxels whose bolus arrives with the
-    AIF's: with the AIF's strong smoothing, the circulant model spreads the residue's peak over
-    frames before and after t = 0 (on 9120, voxels of delay ≤ 0.5 s and CBF > 40: mean max k 29.5
-    against the truth's 46), while sSVD's causality keeps it at t = 0 (39.7); on 9120 the measured
-    AIF also peaks 2 frames after the true one.
-
-    Voxel size matters (measured 2026-11-24, session 5, these defaults unchanged): on the paper's
-    grid, 256×256 voxels of 0.9×0.9×5 mm (3 slices), the same 20 unseen subjects give 0.793 at SNR
-    20, 0.750 at 10 and 0.769 at 5 (Tmax 0.91, 0.81, 0.63×), the validation subjects 0.80, 0.70 and
-    0.74. On coarse voxels the spatial TV compresses the CBF contrast between neighbouring tissue:
-    without noise, on subject 7000, TTV's CBF over the truth falls from 1.14 in voxels of CBF < 15 to
-    0.65 above 60 at 3.6 mm, but only from 1.09 to 0.71 at 0.9 mm (0.77 to 0.71 from CBF 15 up),
-    flatter than cSVD's (0.78 to 0.64 there). These weights, chosen at 3.6 mm, are also close to the best at 0.9
-    mm on the validation subjects (g_s 0.01 or 0.03, 60 or 150 iterations: 0.77–0.85 at SNR 20).
-    Weights proportional to a noise estimate (the median absolute second difference in time, g_s =
-    κ·σ̂, κ 0.12–0.3) were no better on the validation subjects at 3.6 mm (SNR 20: 0.88–0.93
-    against these defaults' 0.885), nor were a causal (Toeplitz)
-    model (0.90 at best), one or two Bregman (add-back-the-residual) steps (0.89, 0.96), or the
-    residue's peak read from its 4× trigonometric interpolation (0.88).
+    The defaults are those with the lowest CBF RMSE against the truth on validation subjects of the
+    synthetic cohort, among the settings never worse than the best SVD method on any of them and
+    passing OSIPI's DRO (``bench/tune_ttv.py``). The iteration count from the cSVD start is part of
+    the regularisation (early stopping): more iterations shrink the residue's peak, the CBF.
+    How they were chosen and what was measured: docs/decisions/0020-ttv-default-weights.md;
+    alternatives rejected: docs/decisions/0021-ttv-shared-bias-and-rejected-alternatives.md;
+    the effect of the voxel size: docs/decisions/0022-noise-study-on-the-papers-voxel-size.md.
     """
 
     weight_spatial: float = 0.02  # g_s, spatial TV weight

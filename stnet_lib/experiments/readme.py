@@ -17,36 +17,27 @@ from ..paths import ROOT
 from ..profiles import Profile
 from ..reporting import markdown_table, save_markdown
 
-__all__ = ["write_readme", "DIFFERENCES"]
+__all__ = ["write_readme", "paper_departures", "DECISIONS_DIR"]
 
-#: What differs from the paper, whatever the profile.
-DIFFERENCES = (
-    "**Data.** The paper's 138 acute-stroke patients are private. The synthetic cohort stands in for them: "
-    "MNI152-derived brains, territory-shaped lesions, delay and dispersion, and Rician noise "
-    "(`cohort_statistics.md`, `cohort_departures.md`). A real cohort can replace it through a manifest "
-    "(`make report MANIFEST=path/to/data_manifest.csv`).",
-    "**Reference maps.** The reference is the simulation's exact truth: CBV and CBF as simulated, "
-    "MTT = 60·CBV/CBF, and Tmax = delay + argmax of the dispersed residue. The paper used RAPID's maps, so its "
-    "network learned RAPID's estimator. On our data the deconvolution baselines carry their own "
-    "calibration biases against the truth (for example, oSVD underestimates CBF under dispersion), and ST-Net "
-    "does not inherit them.",
-    "**Physics loss.** Eq. 9 is implemented as written: ∫C_t from each voxel's own signal, eq. 4 inverted "
-    "with the predicted CBV, integrals in seconds. The authors' code has indexing and scaling bugs in this "
-    "term (`stnet_lib/network/physics_loss.py`). The default weight is w = 0.1.",
-    "**Network inputs.** Concentrations are normalised by the mean arterial concentration, and the targets are "
-    "standardised with the training set's statistics. The authors fed raw scanner signal and used fixed divisors. "
-    "Validation holds out whole subjects, not 20 % of pooled voxels. The training grid offset and the normal "
-    "voxels are redrawn every epoch.",
-    "**Time grid.** The network reads 50 frames at one interval. Every scan is resampled onto the grid that all "
-    "of the cohort's scans cover, because the synthetic TR varies between subjects.",
-    "**Table 1 labels.** The labelled test subjects' lesion masks are the reference Tmax > 6 s, not a "
-    "radiologist's outline.",
-    "**TTV.** Fang's objective (anisotropic TV over x, y, z and t, block-circulant AIF matrix) is solved by "
-    "Chambolle–Pock from a cSVD start and stopped at 100 iterations, which is part of the regularisation; "
-    "Fang's code uses FISTA with an inexact TV step. Its weights were chosen against the truth on validation "
-    "subjects of the synthetic cohort (`bench/tune_ttv.py`, `TTVConfig`); the paper ran Fang's method with "
-    "its authors' settings.",
-)
+#: One file per decision (what, why, the measurement); those that depart from the paper say so.
+DECISIONS_DIR = ROOT / "docs" / "decisions"
+_DEPARTURE = "Departure from the paper: "
+
+
+def paper_departures(folder: Path = DECISIONS_DIR) -> list[str]:
+    """What differs from the paper, whatever the profile: one item per decision file that departs from it.
+
+    Each is the paragraph of ``folder/NNNN-name.md`` that starts with ``Departure from the paper:``,
+    followed by the file's path, in the files' order.
+    """
+    items = []
+    for path in sorted(Path(folder).glob("[0-9][0-9][0-9][0-9]-*.md")):
+        for paragraph in path.read_text(encoding="utf-8").split("\n\n"):
+            if paragraph.startswith(_DEPARTURE):
+                text = " ".join(paragraph[len(_DEPARTURE):].split())
+                name = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+                items.append(f"{text} (`{name}`)")
+    return items
 
 
 _TIMING_COLUMNS = ("method", "device", "runs", "seconds_per_10k_voxels", "paper_seconds_per_10k_voxels")
@@ -192,7 +183,8 @@ def write_readme(report_dir, profile: Profile, *, device: str = "cpu", manifest=
         "voxels (`baselines_noise.md`, `baselines_noise.png`). The CBF change caused by the noise compares each "
         "method with itself on the noise-free series: it is the error that TTV's regularisation exists to remove. "
         "Against the truth, most of the error at high SNR is a bias shared by every method (the residue's peak "
-        "sampled at TR, dispersion, the measured AIF's partial-volume flattening; `TTVConfig`). TTV's gain "
+        "sampled at TR, dispersion, the measured AIF's partial-volume flattening; "
+        "`docs/decisions/0021-ttv-shared-bias-and-rejected-alternatives.md`). TTV's gain "
         "depends on the voxel size: on the paper's 0.9 mm voxels its CBF RMSE at SNR 20 is 0.79× the best SVD "
         "method's (20 subjects), on the quick cohort's 3.6 mm voxels 0.855× (`bench/noise_study.py`).",
         "",
@@ -213,7 +205,8 @@ def write_readme(report_dir, profile: Profile, *, device: str = "cpu", manifest=
         "",
         "## What differs from the paper",
         "",
-        *[f"- {item}" for item in DIFFERENCES],
+        *([f"- {item}" for item in paper_departures()]
+          or [f"- *The decision files ({DECISIONS_DIR}) are missing: see the repository's docs/decisions/.*"]),
         "",
         "## Files",
         "",

@@ -9,7 +9,7 @@
   :func:`pooled_errors` pools those over volumes (per SNR, say); :func:`ratios_to_svd` gives
   issue #7's ratios.
 * :func:`grid_search` — the documented search over TTV's settings behind ``TTVConfig``'s
-  defaults (docs/decisions/0001-ttv-defaults.md): the errors of every combination on every
+  defaults (docs/decisions/0020-ttv-default-weights.md): the errors of every combination on every
   validation volume.
 
 The noise study on cohort subjects is :mod:`stnet_lib.experiments.noise_study`.
