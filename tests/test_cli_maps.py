@@ -91,7 +91,7 @@ def _bad_inputs(scan):
     bad["affine"] = ({"--brain-mask": _save(tmp / "moved.nii.gz", np.ones((6, 5, 2), np.uint8), shifted)}, "different affine")
     bad["empty AIF"] = ({"--aif-mask": _save(tmp / "empty.nii.gz", np.zeros((6, 5, 2), np.uint8), affine)}, "AIF mask is empty")
     bad["no TE"] = ({"--te-ms": None}, "echo time is missing")
-    bad["zero TR"] = ({"--tr-s": "0"}, "tr_s must be a positive number")
+    bad["zero TR"] = ({"--tr-s": "0"}, "--tr-s must be a positive number")
     no_tr = nib.Nifti1Image(signal.astype(np.float32), affine)
     no_tr.header.set_zooms((2.0, 2.0, 5.0, 0.0))
     nib.save(no_tr, tmp / "no_tr.nii.gz")

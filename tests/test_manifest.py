@@ -26,7 +26,7 @@ def test_valid_manifest_loads_with_absolute_paths_and_defaults(manifest, small_s
     assert table.dsc[0] == small_scan["dsc"] and table.dsc[1] == small_scan["dsc"]
     assert table.brain_mask[1] is None and table.te_ms[1] == 45.0
     assert table.has_lesion_label.tolist() == [True, False]
-    assert table.field_t.tolist() == [1.5, 3.0]
+    assert pd.isna(table.field_t[0]) and table.field_t[1] == 3.0  # empty: load_scan reads a sidecar or warns
     assert pd.isna(table.tr_s[0]) and table.tr_s[1] == 1.5
 
 
@@ -42,9 +42,13 @@ def test_round_trip_through_write_manifest(manifest, tmp_path):
     ("column", "value", "message"),
     [
         ("split", "training", r"line 3 \(subject 'sub-02'\), column 'split': 'training' is not one of"),
-        ("te_ms", "", r"line 3 \(subject 'sub-02'\), column 'te_ms': empty, but it is required"),
-        ("te_ms", "-3", r"column 'te_ms': '-3' is not a positive number"),
-        ("tr_s", "fast", r"column 'tr_s': 'fast' is not a positive number"),
+        ("te_ms", "", r"line 3 \(subject 'sub-02'\): the echo time is missing: pass te_ms in milliseconds"),
+        ("te_ms", "-3", r"line 3 \(subject 'sub-02'\), column 'te_ms' must be a positive number in ms; got '-3'"),
+        ("tr_s", "fast", r"column 'tr_s' must be a positive number in s; got 'fast'"),
+        ("te_ms", "0.03", r"column 'te_ms' = 0.03 ms is outside the plausible 5–120 ms: 0.03 looks like seconds"),
+        ("tr_s", "1500", r"column 'tr_s' = 1500 s is outside the plausible 0.2–5 s: 1500 looks like milliseconds"),
+        ("field_t", "0", r"column 'field_t' must be a positive number in T"),
+        ("field_t", "30", r"column 'field_t' = 30 T is outside the plausible 0.5–11.7 T"),
         ("aif_mask", "missing.nii.gz", r"column 'aif_mask': file not found: .*missing.nii.gz"),
         ("has_lesion_label", "maybe", r"column 'has_lesion_label': 'maybe' is not true or false"),
         ("subject_id", "sub-01", r"subject_id 'sub-01' appears more than once"),
@@ -59,8 +63,8 @@ def test_bad_rows_are_named(manifest, column, value, message):
 
 
 def test_missing_column_and_missing_file(manifest, tmp_path):
-    pd.read_csv(manifest).drop(columns=["aif_mask"]).to_csv(manifest, index=False)
-    with pytest.raises(StnetInputError, match=r"lacks column\(s\) \['aif_mask'\]"):
+    pd.read_csv(manifest).drop(columns=["dsc"]).to_csv(manifest, index=False)
+    with pytest.raises(StnetInputError, match=r"lacks column\(s\) \['dsc'\]"):
         load_manifest(manifest)
     with pytest.raises(StnetInputError, match="manifest not found"):
         load_manifest(tmp_path / "none.csv")

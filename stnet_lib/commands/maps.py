@@ -1,13 +1,16 @@
-"""``stnet maps``: perfusion maps of one DSC scan, written as NIfTI beside a JSON sidecar."""
+"""``stnet maps``: perfusion maps of one DSC scan (a NIfTI with its sidecar, or a DICOM folder), as NIfTI + maps.json."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import tempfile
 from pathlib import Path
 
+from .. import pipeline
 from ..constants import K_H, RHO_G_PER_ML
-from ..io import MAP_FILES, load_scan, save_maps
+from ..io import MAP_FILES, Scan, load_scan, save_maps
 from ..pipeline import ALL_METHODS, compute_maps
 from .._validation import StnetInputError
 
@@ -17,13 +20,18 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("maps", help="CBV, CBF, MTT, Tmax maps of one DSC scan",
                                    description="Compute CBV, CBF, MTT and Tmax maps of a DSC-MRI series.")
-    parser.add_argument("--dsc", required=True, type=Path, help="4-D DSC series (x, y, z, t), NIfTI")
-    parser.add_argument("--aif-mask", required=True, type=Path, help="arterial voxels, NIfTI on the series' grid")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dsc", type=Path, help="4-D DSC series (x, y, z, t), NIfTI; its BIDS sidecar X.json "
+                        "(EchoTime, RepetitionTime, MagneticFieldStrength, SliceTiming) is read when present")
+    source.add_argument("--dicom", type=Path, help="DICOM folder of the DSC series (converted with dcm2niix)")
+    parser.add_argument("--series", type=int, help="series number to use when --dicom holds several")
+    parser.add_argument("--aif-mask", type=Path, help="arterial voxels, NIfTI on the series' grid (default: automatic)")
     parser.add_argument("--vof-mask", type=Path, help="venous-output voxels for k_AV (eq. 8)")
     parser.add_argument("--brain-mask", type=Path, help="voxels to compute (computed from the series if omitted)")
-    parser.add_argument("--te-ms", type=float, help="echo time [ms] (required)")
-    parser.add_argument("--tr-s", type=float, help="frame interval [s] (default: the header's 4th zoom)")
-    parser.add_argument("--field-t", type=float, default=1.5, help="field strength [T] (default 1.5)")
+    parser.add_argument("--te-ms", type=float, help="echo time [ms] (default: the sidecar's EchoTime)")
+    parser.add_argument("--tr-s", type=float, help="frame interval [s] (default: the sidecar's, else the header's)")
+    parser.add_argument("--field-t", type=float, help="field strength [T] (default: the sidecar's, else 1.5 "
+                        "with a warning)")
     parser.add_argument("--method", default="osvd", choices=ALL_METHODS, help="deconvolution method or stnet")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="a method option, repeatable: threshold=0.15 (sSVD, cSVD), oi_threshold=0.05 (oSVD), "
@@ -61,6 +69,39 @@ def parse_options(pairs: list[str]) -> dict:
     return options
 
 
+@contextlib.contextmanager
+def series_path(args):
+    """Yield the NIfTI series to read and its source record: ``--dsc`` as it is, or ``--dicom`` converted
+    by dcm2niix into a temporary folder (removed afterwards)."""
+    if args.dicom is None:
+        if args.series is not None:
+            raise StnetInputError("--series picks a series of a DICOM folder: use it with --dicom")
+        yield args.dsc, None
+        return
+    from ..dicom import load_dicom_series
+
+    with tempfile.TemporaryDirectory(prefix="stnet-dicom-") as work:
+        series, nifti, _ = load_dicom_series(args.dicom, args.series, work)
+        yield nifti, series.record()
+
+
+def automatic_aif(scan: Scan) -> Scan:
+    """Fill a missing AIF mask with :func:`stnet_lib.masking.find_aif_mask` while the pipeline cannot.
+
+    Once the curve preparation of issue #14 (``stnet_lib.curves``) selects the AIF inside
+    :func:`stnet_lib.pipeline.compute_maps`, the scan is passed on with ``aif_mask=None``.
+    """
+    if scan.aif_mask is not None or hasattr(pipeline, "prepare_curves") or hasattr(pipeline, "curves"):
+        return scan
+    from ..masking import find_aif_mask
+    from ..signal import detect_baseline
+
+    scan.aif_mask = find_aif_mask(scan.signal, scan.brain_mask, detect_baseline(scan.signal[scan.brain_mask]))
+    scan.provenance["computed_masks"] = [*scan.provenance.get("computed_masks", []), "aif"]
+    scan.provenance["aif_method"] = "stnet_lib.masking.find_aif_mask (earliest, deepest brain voxels)"
+    return scan
+
+
 def run(args) -> int:
     existing = [name for name in MAP_FILES if (args.out / name).exists()]
     if existing and not args.overwrite:
@@ -70,12 +111,18 @@ def run(args) -> int:
     method_options = parse_options(args.option)
     if method_options and args.method == "stnet":
         raise StnetInputError("--option sets deconvolution options; ST-Net takes none (drop --option)")
-    scan = load_scan(args.dsc, args.aif_mask, args.vof_mask, args.brain_mask, args.te_ms, args.tr_s, field_t=args.field_t)
+    with series_path(args) as (dsc, dicom_record):
+        scan = load_scan(dsc, args.aif_mask, args.vof_mask, args.brain_mask, args.te_ms, args.tr_s,
+                         field_t=args.field_t, given_as="flag")
+    if dicom_record is not None:
+        scan.provenance["source"], scan.path = dicom_record, args.dicom
+        scan.provenance["sidecar"]["path"] = "written by dcm2niix from the DICOM series (not kept)"
+    scan = automatic_aif(scan)
     options = {"checkpoint": args.checkpoint} if args.method == "stnet" else {"kh": args.kh, "rho": args.rho,
                                                                               **method_options}
     maps = compute_maps(scan, args.method, device=args.device, **options)
-    maps.params.update(dsc=str(args.dsc), aif_mask=str(args.aif_mask))
-    save_maps(maps, args.out, affine=scan.affine, header=scan.header, overwrite=args.overwrite)
+    maps.params.update(dsc=str(args.dsc or args.dicom), aif_mask=str(args.aif_mask or "automatic"))
+    save_maps(maps, args.out, scan=scan, overwrite=args.overwrite)
     log.info("wrote %s", args.out)
     print(f"wrote {', '.join(MAP_FILES)} to {args.out}")
     return 0
