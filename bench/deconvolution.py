@@ -20,21 +20,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from curves import tissue_curves  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench/deconvolution_ttv.py
 from deconvolution_ttv import PAPER_VOXELS_PER_S, measure as measure_ttv  # noqa: E402
 
 from stnet_lib.deconvolution import deconvolve  # noqa: E402
 from stnet_lib.deconvolution._matrices import circulant_aif_matrix, toeplitz_aif_matrix  # noqa: E402
 from stnet_lib.deconvolution.svd import OSVD_THRESHOLDS  # noqa: E402
+from stnet_lib.experiments.ttv_tuning import make_ttv_phantom  # noqa: E402
 
 TR_S, N_FRAMES = 1.5, 50
 
 
 def make_curves(n_voxels: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """A noisy voxel table (n_voxels, 50) [mM] of 64 distinct noise-free curves."""
-    c_aif, base = tissue_curves(rng.uniform(10, 70, 64), rng.uniform(2, 5, 64), delay_s=1.0, tr_s=TR_S, n_frames=N_FRAMES)
+    """A noisy voxel table (n_voxels, 50) [mM] of 64 distinct noise-free curves (an 8×8 phantom slice)."""
+    phantom = make_ttv_phantom(rng, shape=(8, 8, 1), n_t=N_FRAMES, tr_s=TR_S, snr=1e6, aif_snr=1e6)
+    c_aif, base = phantom.c_aif, phantom.c_tissue.reshape(64, N_FRAMES)
     curves = base[rng.integers(0, 64, n_voxels)]
     return c_aif, curves + rng.normal(0, 0.02, curves.shape)
 

@@ -107,3 +107,16 @@ def test_a_package_init_resolves_single_dot_imports_to_its_own_modules():
     assert imported_modules("from . import svd", "stnet_lib.deconvolution", is_package=True) >= {
         "stnet_lib.deconvolution.svd"}
     assert layers_above("from .. import io", "stnet_lib.deconvolution", is_package=True) == {"io"}
+
+
+def test_bench_scripts_import_nothing_from_the_tests():
+    """A bench script runs from a checkout without the test helpers on its path (issue #18)."""
+    offenders = [path.name for path in sorted((PACKAGE_DIR.parent / "bench").glob("*.py"))
+                 if '/ "tests"' in path.read_text() or "tests/" in _path_inserts(path.read_text())]
+    assert offenders == []
+
+
+def _path_inserts(source: str) -> str:
+    """The text of every ``sys.path.insert``/``append`` call of ``source``."""
+    return " ".join(ast.unparse(node) for node in ast.walk(ast.parse(source))
+                    if isinstance(node, ast.Call) and ast.unparse(node.func) in ("sys.path.insert", "sys.path.append"))

@@ -1,4 +1,7 @@
-"""Stage 3b — ST-Net (Cao et al.): the only part of stnet_lib that uses torch.
+"""Stage 3b — ST-Net (Cao et al.): the network, its physics loss, training and inference.
+
+All in torch, as are the deconvolution methods (:mod:`stnet_lib.deconvolution`) and eq. 1–2 on
+tensors (:mod:`stnet_lib.signal`); the device is chosen by :func:`stnet_lib.device.resolve_device`.
 
 Modules, in data order: ``inputs`` (time resampling, normalisation, reference curves),
 ``patches`` (7×7×T patches cut on the fly), ``stnet`` (``STNetConfig``, ``STNet``),
