@@ -93,7 +93,8 @@ def deconvolve(
         Haematocrit factor k_H, tissue density ρ [g/ml], AIF partial-volume factor (eq. 8).
         ``kh = rho = 1`` gives OSIPI's convention.
     mask : ndarray of bool, shape c_tissue.shape[:-1], optional
-        Voxels to compute; the maps are NaN elsewhere. Default: all.
+        Voxels to compute; the maps are NaN elsewhere. Default: all. Another shape raises
+        StnetInputError before any work.
     device : str
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     **options
@@ -108,7 +109,11 @@ def deconvolve(
     spec = METHODS[check_in_allowed(method, METHODS, "method")]
     options = _options(spec, options)
     dt_s = check_positive(tr_s, "tr_s", "s")
-    c_tissue = check_finite(np.asarray(c_tissue, dtype=np.float64), "the tissue concentration")
+    c_tissue = np.asarray(c_tissue, dtype=np.float64)
+    if mask is not None and np.shape(mask) != c_tissue.shape[:-1]:
+        raise StnetInputError(f"the mask has shape {np.shape(mask)}; expected {c_tissue.shape[:-1]}, the tissue curves' "
+                              "shape without the time axis: pass a mask on the same grid")
+    c_tissue = check_finite(c_tissue, "the tissue concentration")
     c_aif = check_finite(np.asarray(c_aif, dtype=np.float64), "the arterial curve")
     if c_aif.ndim != 1 or c_aif.shape[0] != c_tissue.shape[-1]:
         raise StnetInputError(
