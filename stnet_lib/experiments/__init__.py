@@ -10,6 +10,11 @@ In the order ``make report`` runs them:
 * ``ablations``    Fig. 3: short ST-Net trainings that change one setting (or the outputs), scored in the HP
 * ``timing``       seconds per 10,000 voxels on this device, beside the paper's
 * ``readme``       ``reports/<profile>/README.md``
+
+Studies and report helpers imported by name (not re-exported here): ``cohort_plots`` (the cohort
+notebook's figures and tables), ``evaluation_tables`` (the evaluation's Markdown/CSV tables),
+``noise_study`` (the baselines under noise), ``ttv_tuning`` (TTV's phantom, per-method errors, the
+weight search), ``validation`` (OSIPI's DRO and a real slice).
 """
 
 from .ablations import ablation_runs, ablation_summary, output_comparison, score_ablations, train_ablations
