@@ -1,7 +1,7 @@
 """A DICOM series written here (pydicom) through the real dcm2niix: `stnet maps --dicom` equals the NIfTI route.
 
 The subject: 16×16×5×40, TR 1.5 s, TE 30 ms, 3 T, slices acquired interleaved (0, 2, 4, 1, 3), a disc of
-tissue (CBF 60 / CBV 4 for i < 8, CBF 25 / CBV 2 beyond) with three arterial voxels per slice, S0 1000 (arteries 1200) with
+tissue (CBF 60 / CBV 4 for i < 8, CBF 25 / CBV 2 beyond) with three arterial and two venous voxels per slice, S0 1000 (arteries 1200, veins 1100) with
 a little seeded noise (SD 4), stored as uint16. The same values are written once as a NIfTI with a BIDS
 sidecar and once as a DICOM series (one file per slice and frame, Siemens-style per-slice
 AcquisitionTime, from which dcm2niix derives SliceTiming).
@@ -23,6 +23,8 @@ pydicom = pytest.importorskip("pydicom")
 SHAPE, N_FRAMES, TR_S, TE_MS, FIELD_T = (16, 16, 5), 40, 1.5, 30.0, 3.0
 SLICE_ORDER = (0, 2, 4, 1, 3)  # acquisition order of the slices: interleaved, even slices first
 VOXEL_MM = (2.0, 2.0, 5.0)
+#: Venous voxels (a sinus at the disc's edge), in every slice.
+VEINS = ((7, 12), (8, 12))
 #: Voxel (i, j, k) lies at LPS (-16 + 2i, -16 + 2j, 5k); in RAS the affine below.
 AFFINE_RAS = np.array([[-2.0, 0, 0, 16.0], [0, -2.0, 0, 16.0], [0, 0, 5.0, 0], [0, 0, 0, 1]])
 
@@ -46,6 +48,12 @@ def synthetic_signal(seed: int = 7) -> np.ndarray:
     for a in arteries:
         delta_r2[a] = concentration_to_delta_r2(c_aif, kind="arterial", field_t=FIELD_T)
         s0[a] = 1200.0  # inflow makes arterial blood brighter
+    for v in VEINS:  # the AIF delayed by 2 s and dispersed (exp, 2 s), its area kept: k_AV = 1 (eq. 8)
+        time_s = np.arange(N_FRAMES) * TR_S
+        kernel = np.exp(-np.clip(time_s - 2.0, 0, None) / 2.0) * (time_s >= 2.0)
+        c_vein = np.convolve(c_aif, kernel / kernel.sum())[:N_FRAMES]
+        delta_r2[v] = concentration_to_delta_r2(c_vein, kind="arterial", field_t=FIELD_T)
+        s0[v] = 1100.0
     signal = delta_r2_to_signal(delta_r2, s0, TE_MS)[:, :, None, :].repeat(SHAPE[2], axis=2)
     signal += np.random.default_rng(seed).normal(0.0, 4.0, signal.shape)
     signal[~disc] = 0.0
