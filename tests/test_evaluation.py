@@ -224,7 +224,10 @@ def test_evaluate_manifest_reads_the_maps(tmp_path, rng):
 def test_stnet_evaluate_writes_the_tables(tmp_path, rng):
     manifest = _write_cohort(tmp_path, rng, n_subjects=2)
     manifest_path = tmp_path / "data_manifest.csv"
-    manifest.assign(dsc="ref/sub0/cbf.nii.gz", aif_mask="ref/sub0/brain.nii.gz").to_csv(manifest_path, index=False)
+    series = nib.Nifti1Image(np.full(SHAPE + (3,), 100.0, np.float32), np.eye(4))  # read, never deconvolved
+    series.header.set_zooms((1.0, 1.0, 1.0, 1.5))
+    nib.save(series, tmp_path / "ref" / "sub0" / "dsc.nii.gz")
+    manifest.assign(dsc="ref/sub0/dsc.nii.gz", aif_mask="ref/sub0/brain.nii.gz").to_csv(manifest_path, index=False)
     parser = argparse.ArgumentParser()
     evaluate_command.add_parser(parser.add_subparsers())
     out = tmp_path / "tables"
