@@ -102,8 +102,8 @@ def plot_subject(subject: dict, *, slice_index: int | None = None, title: str = 
         subject["dsc"].shape[2] // 2 if slice_index is None else slice_index)
     gm_peak = int(np.argmin(subject["dsc"][subject["brain_mask"]].mean(axis=0)))
     panels = [("GM fraction", subject["pgm"], "gray", (0, 1)), ("WM fraction", subject["pwm"], "gray", (0, 1)),
-              ("CSF fraction", subject["pcsf"], "gray", (0, 1)), ("S(t = 0)", subject["dsc"][..., 0], "gray", None),
-              (f"S(frame {gm_peak})", subject["dsc"][..., gm_peak], "gray", None),
+              ("CSF fraction", subject["pcsf"], "gray", (0, 1)), ("S(t = 0) [a.u.]", subject["dsc"][..., 0], "gray", None),
+              (f"S(frame {gm_peak}) [a.u.]", subject["dsc"][..., gm_peak], "gray", None),
               ("CBV [ml/100g]", subject["cbv"], "magma", (0, 8)), ("CBF [ml/100g/min]", subject["cbf"], "magma", (0, 80)),
               ("MTT [s]", subject["mtt"], "magma", (0, 12)), (f"Tmax [{UNITS['tmax']}]", subject["tmax"], "viridis", (0, 15)),
               ("delay [s]", subject["delay"], "viridis", (0, 10))]
@@ -113,7 +113,7 @@ def plot_subject(subject: dict, *, slice_index: int | None = None, title: str = 
         ax.set_title(label, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-        figure.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
+        figure.colorbar(image, ax=ax, fraction=0.046, pad=0.02).set_label(label, fontsize=8)
     for ax in axes.ravel()[5:]:
         for mask, color in ((lesion, "w"), (subject["core_mask"], "r")):
             if mask[:, :, z].any():
@@ -127,7 +127,7 @@ def plot_subject(subject: dict, *, slice_index: int | None = None, title: str = 
     return figure
 
 
-def plot_region_curves(curves: pd.DataFrame, *, title: str = ""):
+def plot_region_curves(curves: pd.DataFrame, *, title: str = "Mean curves of the regions of one subject"):
     """Relative signal and concentration of each region against time."""
     figure, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for region, group in curves.groupby("region", sort=False):
@@ -140,19 +140,19 @@ def plot_region_curves(curves: pd.DataFrame, *, title: str = ""):
         ax.set_xlabel("time [s]")
         ax.set_ylabel(label)
         ax.legend(fontsize=7)
-    if title:
-        figure.suptitle(title)
+    figure.suptitle(title)
     figure.tight_layout()
     return figure
 
 
-def plot_cohort_distributions(manifest: pd.DataFrame):
+def plot_cohort_distributions(manifest: pd.DataFrame, *, title: str = "The synthetic cohort, one value per subject"):
     """Lesion volumes, requested vs measured SNR, GM signal drop, and tissue-class CBF over the cohort."""
     lesion = manifest[manifest["has_lesion"].astype(str).str.lower() == "true"]
     figure, axes = plt.subplots(1, 4, figsize=(15, 3.4))
     axes[0].hist([lesion["hypoperfusion_ml"].astype(float), lesion["core_ml"].astype(float)], bins=12,
                  label=["Tmax > 6 s", "core (rCBF < 0.3)"])
     axes[0].set_xlabel("lesion volume [ml]")
+    axes[0].set_ylabel("subjects")
     axes[0].legend(fontsize=8)
     snr, measured = manifest["snr"].astype(float), manifest["snr_measured"].astype(float)
     axes[1].loglog(snr, measured, "o")
@@ -161,12 +161,14 @@ def plot_cohort_distributions(manifest: pd.DataFrame):
     axes[1].set_ylabel("SNR from baseline frames")
     axes[2].hist(manifest["gm_drop"].astype(float), bins=12)
     axes[2].axvspan(*RECIPE_RANGES["gm_drop_median"], color="g", alpha=0.15, label="recipe ≈ 30–50 %")
-    axes[2].set_xlabel("GM signal drop at the bolus peak")
+    axes[2].set_xlabel("GM signal drop at the bolus peak (fraction of S0)")
+    axes[2].set_ylabel("subjects")
     axes[2].legend(fontsize=8)
     axes[3].plot(manifest["gm_cbf"].astype(float), manifest["gm_cbv"].astype(float), "o", label="GM")
     axes[3].plot(manifest["wm_cbf"].astype(float), manifest["wm_cbv"].astype(float), "s", label="WM")
     axes[3].set_xlabel("CBF [ml/100g/min]")
     axes[3].set_ylabel("CBV [ml/100g]")
     axes[3].legend(fontsize=8)
+    figure.suptitle(title)
     figure.tight_layout()
     return figure
