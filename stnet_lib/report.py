@@ -1,7 +1,8 @@
 """The report: execute the notebooks with papermill, in order, into ``reports/<profile>/`` (``stnet report``).
 
-Each notebook gets the parameters ``profile``, ``device``, ``data_dir``, ``runs_dir``,
-``report_dir`` and ``seed`` (and ``manifest`` when a cohort of one's own is given). The notebooks
+Each notebook gets those of the parameters ``profile``, ``device``, ``data_dir``, ``runs_dir``,
+``report_dir`` and ``seed`` (and ``manifest`` when a cohort of one's own is given) that its
+parameters cell declares. The notebooks
 write into a staging copy of the profile's report folder, which replaces the folder only when
 every notebook succeeded: a failure names the notebook and the cell, keeps the failed executed
 notebook for inspection, and leaves the earlier reports as they were. After the notebooks,
@@ -37,6 +38,8 @@ def _execute(name: str, parameters: dict, executed: Path) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    declared = papermill.inspect_notebook(NOTEBOOKS_DIR / f"{name}.ipynb")  # its parameters cell
+    parameters = {key: value for key, value in parameters.items() if key in declared}
     try:
         papermill.execute_notebook(NOTEBOOKS_DIR / f"{name}.ipynb", executed, parameters=parameters,
                                    cwd=str(NOTEBOOKS_DIR), kernel_name="python3", progress_bar=False)

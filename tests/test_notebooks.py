@@ -1,7 +1,12 @@
-"""Every report notebook runs end to end with the smoke profile and writes its files (papermill)."""
+"""Every report notebook runs end to end with the smoke profile and writes its files (papermill);
+the committed notebooks are the files JupyterLab would save, and declare only what they use."""
 
+import ast
 import json
+import re
+from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
 
@@ -23,7 +28,21 @@ EXPECTED = {
     "timing": ["timing.md", "timing.csv", "timing.png"],
     "validation": ["validation.md", "validation_osipi.csv", "validation_real_dsc.csv", "validation_real_dsc_maps.png"],
 }
-PARAMETERS = ("profile", "device", "data_dir", "runs_dir", "report_dir", "seed")
+
+
+def _declared_and_used(path) -> tuple[list[str], set[str]]:
+    """The names the parameters cell assigns, and every name the other code cells read."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    notebook = nbformat.read(path, as_version=4)
+    declared, used = [], set()
+    for cell in (c for c in notebook.cells if c.cell_type == "code"):
+        tree = ast.parse(TransformerManager().transform_cell(cell.source))
+        if "parameters" in cell.metadata.get("tags", []):
+            declared += [target.id for node in tree.body if isinstance(node, ast.Assign) for target in node.targets]
+        else:
+            used |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    return declared, used
 
 
 def test_every_report_notebook_has_its_expected_files_listed():
@@ -31,14 +50,66 @@ def test_every_report_notebook_has_its_expected_files_listed():
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS + LAB_NOTEBOOKS)
-def test_notebooks_are_committed_without_outputs_and_with_a_parameters_cell(name):
+def test_a_notebook_declares_the_parameters_it_uses_and_only_those(name):
     notebook = json.loads((NOTEBOOKS_DIR / f"{name}.ipynb").read_text())
-    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
-    assert all(not cell.get("outputs") and cell.get("execution_count") is None for cell in code), name
-    tagged = [cell for cell in code if "parameters" in cell["metadata"].get("tags", [])]
+    tagged = [c for c in notebook["cells"] if c["cell_type"] == "code" and "parameters" in c["metadata"].get("tags", [])]
     assert len(tagged) == 1, name
-    source = "".join(tagged[0]["source"])
-    assert all(f"\n{p} =" in f"\n{source}" for p in PARAMETERS), name
+    declared, used = _declared_and_used(NOTEBOOKS_DIR / f"{name}.ipynb")
+    assert declared and not set(declared) - used, f"{name} declares parameters it never reads: {set(declared) - used}"
+
+
+def test_the_parameter_check_finds_an_unused_parameter(tmp_path):
+    notebook = nbformat.read(NOTEBOOKS_DIR / "validation.ipynb", as_version=4)
+    cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    cell.source += "\nseed = 0  # read nowhere"
+    nbformat.write(notebook, tmp_path / "validation.ipynb")
+    declared, used = _declared_and_used(tmp_path / "validation.ipynb")
+    assert "seed" in declared and "seed" not in used and "report_dir" in used
+
+
+@pytest.fixture(scope="module")
+def kernel_info():
+    """What the venv's ``python3`` kernel tells JupyterLab: its kernelspec and its language_info."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import start_new_kernel
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    manager, client = start_new_kernel(kernel_name="python3")
+    try:
+        language_info = client.kernel_info(reply=True, timeout=60)["content"]["language_info"]
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    return {"name": "python3", "display_name": spec.display_name, "language": spec.language}, language_info
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS + LAB_NOTEBOOKS)
+def test_a_notebook_is_committed_as_jupyterlab_saves_it(name, kernel_info):
+    """Opening a notebook in JupyterLab leaves it unmodified: it already has the kernelspec and the
+    language_info that JupyterLab sets from the kernel (all but the Python version, which is the
+    committing venv's), no outputs, and the JSON layout of Jupyter's save (nbformat's)."""
+    path = NOTEBOOKS_DIR / f"{name}.ipynb"
+    notebook = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+    kernelspec, language_info = kernel_info
+    assert set(notebook.metadata) == {"kernelspec", "language_info"}, name
+    assert notebook.metadata.kernelspec == kernelspec, name
+    assert {**notebook.metadata.language_info, "version": None} == {**language_info, "version": None}, name
+    assert re.fullmatch(r"3\.1[12]\.\d+", notebook.metadata.language_info["version"]), name
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(not cell.outputs and cell.execution_count is None for cell in code), name
+    assert (notebook.nbformat, notebook.nbformat_minor) == (4, 5) and all("id" in cell for cell in notebook.cells)
+    assert path.read_text() == nbformat.writes(notebook) + "\n", f"{name}: not in the layout Jupyter saves"
+
+
+def test_the_runner_passes_a_notebook_only_the_parameters_it_declares(tmp_path, monkeypatch):
+    import papermill
+
+    seen = {}
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda source, executed, parameters, **kwargs: seen.update({source.stem: parameters}))
+    run_report("smoke", "cpu", notebooks=("validation", "cohort"), reports_dir=tmp_path, manifest=tmp_path / "m.csv")
+    assert set(seen["validation"]) == {"profile", "report_dir"}
+    assert set(seen["cohort"]) == {"profile", "data_dir", "report_dir", "manifest"}
 
 
 @pytest.mark.slow
@@ -57,8 +128,7 @@ def test_smoke_report_runs_every_notebook(tmp_path):
     assert "Profile `smoke`" in readme and "| ST-Net | paper | 18 |" in readme
     for name in LAB_NOTEBOOKS:  # not part of the report, but CI runs them too
         papermill.execute_notebook(NOTEBOOKS_DIR / f"{name}.ipynb", tmp_path / f"{name}.ipynb", cwd=str(NOTEBOOKS_DIR),
-                                   parameters={"profile": "smoke", "runs_dir": str(RUNS_DIR / "smoke"),
-                                               "report_dir": str(tmp_path / "lab")},
+                                   parameters={"profile": "smoke", "runs_dir": str(RUNS_DIR / "smoke")},
                                    kernel_name="python3", progress_bar=False)
 
 
@@ -111,3 +181,19 @@ def test_cohort_notebook_describes_a_cohort_of_ones_own_without_simulating(tmp_p
     assert list(table["split"]) == ["train", "train", "val", "test"]
     assert (table["frames"] > 1).all() and table["masks"].str.contains("brain").all()
     assert (table["reference"] == "cbv, cbf, mtt, tmax").all()
+
+
+def test_explore_on_a_scan_of_ones_own_neither_simulates_nor_trains(small_scan, tmp_path):
+    """With ``dsc_path`` the explore notebook loads that scan and runs the classical methods on it (no
+    ST-Net without a checkpoint); no cohort folder or run folder is created."""
+    import papermill
+
+    folders = {"data_dir": str(tmp_path / "no-cohort"), "runs_dir": str(tmp_path / "no-runs")}
+    executed = papermill.execute_notebook(
+        NOTEBOOKS_DIR / "explore.ipynb", tmp_path / "explore.ipynb", cwd=str(NOTEBOOKS_DIR), kernel_name="python3",
+        parameters={"dsc_path": str(small_scan["dsc"]), "aif_mask": str(small_scan["aif"]),
+                    "brain_mask": str(small_scan["brain"]), "te_ms": small_scan["te_ms"], "tr_s": small_scan["tr_s"],
+                    "methods": ["osvd", "ttv"], **folders}, progress_bar=False)
+    printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "dsc.nii.gz (your scan)" in printed and "methods ['osvd', 'ttv']" in printed
+    assert not any(Path(folder).exists() for folder in folders.values())

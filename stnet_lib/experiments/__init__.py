@@ -23,13 +23,13 @@ from .data import cohort_manifest, held_out_subjects, subject_scan
 from .predictions import (available, pred_dir, pred_dirs, predict_subjects, stnet_checkpoint, time_grid,
                           train_stnet, training_record, training_summary, runs_summary)
 from .readme import write_readme
-from .subjects import (Exploration, as_perfusion_maps, explore, hp_slice, load_maps, method_maps, pick_subject,
+from .subjects import (Exploration, as_perfusion_maps, explore, explore_scan, hp_slice, load_maps, method_maps, pick_subject,
                        reference_maps, scan_curves, worst_voxel)
 from .tables import METHOD_LABELS, evaluate_cached, table1, table1_tests, table2, table2_beside_paper
 from .timing import device_name, time_methods
 
 __all__ = [
-    "Context", "Exploration", "METHOD_LABELS", "as_perfusion_maps", "context", "explore", "training_summary", "runs_summary", "ablation_runs", "ablation_summary", "available", "cohort_manifest", "device_name",
+    "Context", "Exploration", "METHOD_LABELS", "as_perfusion_maps", "context", "explore", "explore_scan", "training_summary", "runs_summary", "ablation_runs", "ablation_summary", "available", "cohort_manifest", "device_name",
     "evaluate_cached", "hp_slice", "load_maps", "method_maps", "output_comparison", "pick_subject", "pred_dir",
     "pred_dirs", "predict_subjects", "reference_maps", "scan_curves", "score_ablations", "stnet_checkpoint",
     "subject_scan", "table1", "table1_tests", "table2", "table2_beside_paper", "held_out_subjects", "time_grid",

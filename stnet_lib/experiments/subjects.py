@@ -14,6 +14,7 @@ import pandas as pd
 
 from .._validation import StnetInputError
 from ..constants import MAP_NAMES, TMAX_THRESHOLD_S
+from ..deconvolution import METHODS
 from ..io import Scan, load_scan
 from ..manifest import load_manifest
 from ..maps import PerfusionMaps
@@ -22,7 +23,7 @@ from .data import subject_scan
 from .predictions import pred_dir, predict_subjects
 
 __all__ = ["pick_subject", "load_maps", "as_perfusion_maps", "reference_maps", "method_maps", "hp_slice",
-           "worst_voxel", "scan_curves", "Exploration", "explore"]
+           "worst_voxel", "scan_curves", "Exploration", "explore", "explore_scan"]
 
 
 def pick_subject(manifest_path, subject_id: str | None = None) -> dict:
@@ -163,29 +164,47 @@ class Exploration:
         return ({"reference": self.reference} if self.reference else {}) | self.maps
 
 
-def explore(context, *, subject_id=None, dsc=None, aif_mask=None, brain_mask=None, vof_mask=None, te_ms=None,
-            tr_s=None, methods=None, voxel=None, slice_index=None) -> Exploration:
-    """Everything the ``explore`` notebook shows, for a manifest subject or for any scan and masks.
+def explore(context, *, subject_id=None, methods=None, voxel=None, slice_index=None) -> Exploration:
+    """Everything the ``explore`` notebook shows for a subject of the context's manifest.
 
-    With ``dsc`` (and ``aif_mask``, ``te_ms``; the brain mask is computed when not given) the
-    maps are computed in memory and there is no reference; otherwise the subject ``subject_id`` of
-    the context's manifest (default: the labelled test subject with the largest lesion) is used
-    and its maps are taken from (or cached into) the context's run folder.
+    ``subject_id`` defaults to the labelled test subject with the largest lesion; its maps are taken
+    from (or cached into) the context's run folder. A scan outside a manifest: :func:`explore_scan`.
     """
     methods = tuple(context.methods if methods is None else methods)
-    if dsc is not None:
-        scan = load_scan(dsc, aif_mask, vof_mask, brain_mask, te_ms, tr_s)
-        if "stnet" in methods:
-            context.checkpoint()
-        maps = {m: compute_maps(scan, m, device=context.device, **context.options(m)).as_dict() for m in methods}
-        subject_id, reference = Path(dsc).name, {}
-    else:
-        row = pick_subject(context.manifest, subject_id)
-        scan, reference, subject_id = subject_scan(row), reference_maps(row), str(row["subject_id"])
-        if "stnet" in methods:
-            context.checkpoint()
-        maps = method_maps(context.manifest, row, methods, context.runs_dir, device=context.device,
-                           options={m: context.options(m) for m in methods})
+    row = pick_subject(context.manifest, subject_id)
+    scan, reference = subject_scan(row), reference_maps(row)
+    if "stnet" in methods:
+        context.checkpoint()
+    maps = method_maps(context.manifest, row, methods, context.runs_dir, device=context.device,
+                       options={m: context.options(m) for m in methods})
+    return _exploration(str(row["subject_id"]), scan, reference, maps, voxel, slice_index)
+
+
+def explore_scan(dsc_path, *, aif_mask=None, vof_mask=None, brain_mask=None, te_ms=None, tr_s=None, field_t=None,
+                 motion_correct: bool = False, methods=None, checkpoint=None, device: str = "cpu", voxel=None,
+                 slice_index=None) -> Exploration:
+    """A scan of one's own, its maps computed in memory: no cohort is simulated and nothing is trained.
+
+    ``methods`` defaults to every classical method (:data:`stnet_lib.deconvolution.METHODS`), with
+    ST-Net added when ``checkpoint`` (a trained ``best.pt``) is given; there is no reference. The
+    acquisition values and masks are :func:`stnet_lib.io.load_scan`'s, ``motion_correct``
+    :func:`stnet_lib.pipeline.compute_maps`'s.
+    """
+    methods = tuple(list(METHODS) + (["stnet"] if checkpoint else []) if methods is None else methods)
+    if "stnet" in methods and not checkpoint:
+        raise StnetInputError("ST-Net needs a trained network: set checkpoint (e.g. runs/quick/stnet/best.pt) "
+                              "or leave stnet out of methods")
+    acquisition = {} if field_t is None else {"field_t": field_t}
+    scan = load_scan(dsc_path, aif_mask=aif_mask, vof_mask=vof_mask, brain_mask=brain_mask, te_ms=te_ms, tr_s=tr_s,
+                     **acquisition)
+    flags = {"motion_correct": True} if motion_correct else {}
+    maps = {m: compute_maps(scan, m, device=device, **flags, **({"checkpoint": checkpoint} if m == "stnet" else {}))
+            .as_dict() for m in methods}
+    return _exploration(Path(dsc_path).name, scan, {}, maps, voxel, slice_index)
+
+
+def _exploration(subject_id: str, scan: Scan, reference: dict, maps: dict, voxel, slice_index) -> Exploration:
+    """The slice (most hypoperfused, default) and voxel (longest Tmax, default) to show first."""
     tmax = reference.get("tmax", next(iter(maps.values()))["tmax"] if maps else np.zeros(scan.brain_mask.shape))
     z = hp_slice(tmax, scan.brain_mask) if slice_index is None else int(slice_index)
     voxel = worst_voxel(tmax, scan.brain_mask, z) if voxel is None else tuple(int(v) for v in voxel)
