@@ -6,7 +6,7 @@ r = (ρ/k_H)·F·R(t) with F [ml/g/s] and R(0) = 1. Then
 * eq. 4  CBV  = 100 · (k_AV·k_H/ρ) · ∫C_t dt / ∫C_a dt            [ml/100g]
 * eq. 5  CBF  = 100 · 60 · (k_AV·k_H/ρ) · max_t r(t)              [ml/100g/min]
 * eq. 6  MTT  = 60 · CBV / CBF                                     [s]
-* eq. 7  Tmax = argmax_t r(t)                                      [s]
+* eq. 7  Tmax = argmax_t r(t), between samples, < 0 before the AIF  [s]
 * eq. 8  k_AV = ∫C_a dt / ∫C_v dt  (partial-volume correction of the AIF from a venous output)
 
 with k_H = (1 − H_LV)/(1 − H_SV). ``kh = rho = 1`` gives OSIPI's convention (CBV = 100·∫C_t/∫C_a).
@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .constants import K_H, MAP_NAMES, RHO_G_PER_ML, UNITS
-from ._validation import StnetInputError
+from ._validation import StnetInputError, check_in_allowed
 
-__all__ = ["PerfusionMaps", "cbv_eq4", "cbf_eq5", "mtt_eq6", "tmax_eq7", "k_av_eq8"]
+__all__ = ["PerfusionMaps", "cbv_eq4", "cbf_eq5", "mtt_eq6", "tmax_eq7", "peak_index", "negative_delay_record",
+           "TMAX_PEAK_METHODS", "k_av_eq8"]
 
 
 def _integral(curves: np.ndarray, dt_s: float) -> np.ndarray:
@@ -63,8 +64,13 @@ def mtt_eq6(cbv, cbf):
         return np.where(cbf > 0, 60.0 * cbv / np.where(cbf > 0, cbf, 1.0), np.nan)
 
 
-def tmax_eq7(residue, dt_s: float, *, wrap: bool = False):
-    """Eq. 7: Tmax [s] = time of the maximum of the residue r(t).
+#: How eq. 7 locates the residue's peak (docs/decisions/0041-subframe-tmax.md): "parabola" between
+#: samples (the default), "sample" on the frame grid (before issue #15).
+TMAX_PEAK_METHODS = ("parabola", "sample")
+
+
+def tmax_eq7(residue, dt_s: float, *, wrap: bool = False, peak: str = "parabola"):
+    """Eq. 7: Tmax [s] = time of the maximum of the residue r(t), located between samples.
 
     Parameters
     ----------
@@ -74,17 +80,69 @@ def tmax_eq7(residue, dt_s: float, *, wrap: bool = False):
         Frame interval [s].
     wrap : bool
         The residue comes from a circulant (zero-padded, period L) deconvolution: a maximum in
-        the second half of the period is a negative delay (the tissue bolus precedes the AIF's),
-        mapped to (i − L)·dt_s and then reported as 0 s, since the hypoperfusion measure is a
-        delay behind the AIF. Negative residue values never win the argmax of a curve with a
-        positive peak, and CBV and MTT do not use the residue's shape at all.
+        the second half of the period is a negative delay (the tissue bolus precedes the AIF's)
+        and gives a negative Tmax, (i − L)·dt_s, never a silent 0 (:func:`negative_delay_record`
+        counts them). Without ``wrap`` (sSVD's linear model) Tmax lies in [0, (L − 1)·dt_s].
+    peak : {"parabola", "sample"}
+        ``"parabola"``: the vertex of the parabola through the largest sample and its two
+        neighbours (cyclic ones with ``wrap``), an offset within ±½ sample; a largest sample at
+        either end of a linear residue stays there. ``"sample"``: the largest sample (Tmax on
+        multiples of dt_s). Why the parabola and not the peak of the trigonometric (band-limited)
+        interpolation, with the measurement: docs/decisions/0041-subframe-tmax.md.
+
+    Returns
+    -------
+    ndarray, shape (...)
+        Tmax [s]; 0 for a residue that is zero everywhere.
+
+    Notes
+    -----
+    With y₋, y₀, y₊ the largest sample and its neighbours, the vertex lies at offset
+    ½·(y₋ − y₊)/(y₋ − 2y₀ + y₊) samples.
     """
-    residue = np.asarray(residue)
-    index = np.argmax(residue, axis=-1).astype(np.float64)
+    residue = np.asarray(residue, dtype=np.float64)
+    check_in_allowed(peak, TMAX_PEAK_METHODS, "peak")
+    return peak_index(residue, wrap=wrap, refine=peak == "parabola") * dt_s
+
+
+def peak_index(residue: np.ndarray, *, wrap: bool, refine: bool = True) -> np.ndarray:
+    """Fractional index of each curve's maximum along the last axis (see :func:`tmax_eq7`).
+
+    The largest sample i (i − L where ``wrap`` and i ≥ L/2) plus, with ``refine``, the parabola
+    vertex's offset in [−½, ½]; shape ``residue.shape[:-1]``.
+    """
     length = residue.shape[-1]
+    best = np.argmax(residue, axis=-1)
+    index = best.astype(np.float64)
     if wrap:
-        index = np.where(index >= length // 2, index - length, index)
-    return np.maximum(index, 0.0) * dt_s
+        index = np.where(best >= length // 2, index - length, index)
+    if not refine or length < 3:
+        return index
+    left, centre, right = (np.take_along_axis(residue, ((best + step) % length)[..., None], -1)[..., 0]
+                           for step in (-1, 0, 1))
+    curvature = left - 2.0 * centre + right
+    inside = curvature < 0
+    if not wrap:
+        inside &= (best > 0) & (best < length - 1)
+    offset = np.where(inside, 0.5 * (left - right) / np.where(inside, curvature, -1.0), 0.0)
+    return index + np.clip(offset, -0.5, 0.5)
+
+
+def negative_delay_record(tmax_s: np.ndarray, dt_s: float) -> dict:
+    """How many voxels peak before the AIF: ``n_negative_delay_voxels`` and their fraction.
+
+    A voxel counts when Tmax < −dt_s/2: its residue's largest sample lies in the circulant
+    window's second half, the tissue bolus at least a frame ahead of the AIF's (an AIF from a
+    late, downstream artery, or a noisy residue). Tmax in (−dt_s/2, 0) is within the
+    interpolation's resolution of zero and does not count. NaN voxels are ignored; the fraction
+    is of the finite voxels (None when there are none).
+    """
+    tmax_s = np.asarray(tmax_s, dtype=np.float64)
+    finite = np.isfinite(tmax_s)
+    count = int(np.count_nonzero(tmax_s[finite] < -0.5 * dt_s))
+    n_finite = int(finite.sum())
+    return {"n_negative_delay_voxels": count,
+            "negative_delay_fraction": count / n_finite if n_finite else None}
 
 
 def k_av_eq8(c_aif, c_vof, dt_s: float) -> float:
@@ -111,6 +169,11 @@ class PerfusionMaps:
         The voxels computed.
     residue : ndarray, shape (..., L), optional
         The flow-scaled residues [1/s] when the method has them.
+    extra_volumes : dict
+        Further volumes (x, y, z) written beside the maps as ``NAME.nii.gz`` (e.g. the AIF and VOF
+        masks found automatically, :func:`stnet_lib.curves.attach_preparation`).
+    extra_files : dict
+        Further files written beside the maps, name → bytes (e.g. ``aif_qc.png``, ``motion.csv``).
     """
 
     cbv: np.ndarray
@@ -121,6 +184,8 @@ class PerfusionMaps:
     params: dict = field(default_factory=dict)
     mask: np.ndarray | None = None
     residue: np.ndarray | None = None
+    extra_volumes: dict = field(default_factory=dict)
+    extra_files: dict = field(default_factory=dict)
 
     units = UNITS
 

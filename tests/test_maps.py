@@ -26,11 +26,13 @@ def test_cbf_eq5_and_mtt_eq6_by_hand():
 def test_tmax_eq7_with_and_without_wrap():
     residue = np.zeros((3, 10))
     residue[0, 3] = 1.0
-    residue[1, 8] = 1.0  # second half of a circulant period: a negative delay of −2 frames → 0 s
+    residue[1, 8] = 1.0  # second half of a circulant period: a negative delay of −2 frames → −3 s
     residue[2, 4] = 1.0
     residue[2, 5] = -3.0  # a negative value does not win the argmax
-    np.testing.assert_allclose(tmax_eq7(residue, 1.5, wrap=True), [4.5, 0.0, 6.0])
-    np.testing.assert_allclose(tmax_eq7(residue, 1.5, wrap=False), [4.5, 12.0, 6.0])
+    # parabola through (0, 1, −3) around sample 4: vertex at 4 + ½·(0 + 3)/(0 − 2 − 3) = 3.7 samples
+    np.testing.assert_allclose(tmax_eq7(residue, 1.5, wrap=True), [4.5, -3.0, 3.7 * 1.5])
+    np.testing.assert_allclose(tmax_eq7(residue, 1.5, wrap=False), [4.5, 12.0, 3.7 * 1.5])
+    np.testing.assert_allclose(tmax_eq7(residue, 1.5, wrap=True, peak="sample"), [4.5, -3.0, 6.0])
 
 
 def test_k_av_eq8():

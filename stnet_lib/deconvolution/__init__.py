@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..constants import K_H, RHO_G_PER_ML
-from ..maps import PerfusionMaps, cbf_eq5, cbv_eq4, mtt_eq6, tmax_eq7
+from ..maps import PerfusionMaps, cbf_eq5, cbv_eq4, mtt_eq6, negative_delay_record, tmax_eq7
 from .._validation import StnetInputError, check_finite, check_in_allowed, check_positive
 from ..device import resolve_device
 from . import svd, ttv
@@ -127,13 +127,14 @@ def deconvolve(
     factors = {"k_av": k_av, "kh": kh, "rho": rho}
     cbv = cbv_eq4(c_tissue[mask], c_aif, dt_s, **factors)
     cbf = cbf_eq5(residue.max(axis=-1), **factors)
+    tmax = tmax_eq7(residue, dt_s, wrap=spec.circulant)  # sub-frame, negative before the AIF
     maps = PerfusionMaps(
         cbv=cbv,
         cbf=cbf,
         mtt=mtt_eq6(cbv, cbf),
-        tmax=tmax_eq7(residue, dt_s, wrap=spec.circulant),
+        tmax=tmax,
         method=method,
-        params={**options, **factors, "tr_s": dt_s},
+        params={**options, **factors, "tr_s": dt_s, "tmax_peak": "parabola", **negative_delay_record(tmax, dt_s)},
         residue=residue if keep_residue else None,
     )
     return maps.scatter(mask)
