@@ -9,7 +9,7 @@ value came from is recorded (:attr:`Acquisition.provenance`), so that ``maps.jso
 
 Every value must lie in a plausible range (:data:`RANGES`): a TE typed in seconds, as a BIDS
 sidecar gives it, or a TR typed in milliseconds is refused with a hint instead of giving a CBV
-of 42 ml/100g or an MTT of hours.
+of 42 ml/100g or an MTT of hours (docs/decisions/0035-acquisition-values-and-dicom-route.md).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ private folder and converted there by dcm2niix (the binary shipped by the ``dcm2
 PyPI; no network), which writes the 4-D NIfTI and its BIDS JSON sidecar (``EchoTime``,
 ``RepetitionTime``, ``MagneticFieldStrength``, ``SliceTiming``) that :func:`stnet_lib.io.load_scan`
 reads. A folder with several series is refused unless one is picked by its series number; a
-multi-echo, non-MR or non-EPI series is refused.
+multi-echo, non-MR or non-EPI series is refused (docs/decisions/0035-acquisition-values-and-dicom-route.md).
 """
 
 from __future__ import annotations

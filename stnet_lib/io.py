@@ -127,7 +127,10 @@ def _load_mask(path, what: str, reference: nib.Nifti1Image, *, required: bool) -
 
 
 def _check_magnitude(signal: np.ndarray, path) -> np.ndarray:
-    """Refuse negative values (a magnitude series is >= 0): int16 wrap-around, phase or subtracted images."""
+    """Refuse negative values (a magnitude series is >= 0: int16 wrap-around, phase or subtracted images) and
+    a series without signal."""
+    if not signal.any():
+        raise StnetInputError(f"the DSC series {path} has no signal (every value is 0): check the file")
     negative = signal < 0
     if negative.any():
         raise StnetInputError(f"the DSC series {path} has {int(negative.sum())} negative values (min {signal.min():g}): "
@@ -192,6 +195,9 @@ def load_scan(
     computed = [] if brain is not None else ["brain"]
     if brain is None:
         brain = compute_brain_mask(signal)
+        if not brain.any():
+            raise StnetInputError(f"no brain found in {dsc_path} (the series' mean image is uniform): pass a brain "
+                                  "mask (--brain-mask)")
     for note in acq.warnings:
         log.warning(note)
     provenance = {"source": str(Path(dsc_path).resolve()), **acq.provenance, "computed_masks": computed}

@@ -75,3 +75,39 @@ def test_columns_are_defined_once_and_cover_the_issue():
     assert len(names) == len(set(names))
     assert {"subject_id", "split", "dsc", "brain_mask", "aif_mask", "vof_mask", "lesion_mask",
             "cbv", "cbf", "mtt", "tmax", "te_ms", "tr_s", "has_lesion_label"} <= set(names)
+
+
+def test_sidecar_stands_in_for_acquisition_columns_and_aif_mask_is_optional(small_scan):
+    """te_ms, tr_s, field_t, aif_mask may be empty where the series' sidecar has the values (load_scan reads them)."""
+    (small_scan["tmp"] / "dsc.json").write_text('{"EchoTime": 0.025, "RepetitionTime": 1.5, "MagneticFieldStrength": 3}')
+    path = small_scan["tmp"] / "sidecar_manifest.csv"
+    pd.DataFrame([{"subject_id": "s", "split": "test", "dsc": "dsc.nii.gz"}]).to_csv(path, index=False)
+    table = load_manifest(path)
+    assert table.aif_mask[0] is None and pd.isna(table.te_ms[0]) and pd.isna(table.field_t[0])
+    (small_scan["tmp"] / "dsc.json").write_text('{"EchoTime": 25}')
+    with pytest.raises(StnetInputError, match=r"line 2 \(subject 's'\): EchoTime in dsc.json = 25 s .*looks like milli"):
+        load_manifest(path)
+
+
+def test_unknown_columns_are_warned_with_a_guess(manifest, caplog):
+    table = pd.read_csv(manifest, dtype=str, keep_default_na=False).assign(TR="1.5", snr="20")
+    table.to_csv(manifest, index=False)
+    with caplog.at_level("WARNING"):
+        load_manifest(manifest)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["manifest data_manifest.csv has unknown column(s) ['TR'], which are ignored (did you mean "
+                        "TR → tr_s?)"]  # snr is one of stnet simulate's own columns
+
+
+def test_a_3d_series_is_named_by_its_line(manifest, small_scan):
+    import nibabel as nib
+
+    image = nib.load(small_scan["dsc"])
+    nib.save(nib.Nifti1Image(image.get_fdata()[..., 0], image.affine), small_scan["tmp"] / "flat.nii.gz")
+    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    table.loc[1, "dsc"] = "flat.nii.gz"
+    table.to_csv(manifest, index=False)
+    with pytest.raises(StnetInputError, match=r"line 3 \(subject 'sub-02'\): the DSC series .*flat.nii.gz has shape "
+                                              r"\(6, 5, 2\): a 4-D"):
+        load_manifest(manifest)
+    assert load_manifest(manifest, check_files=False).dsc[1].name == "flat.nii.gz"
