@@ -99,4 +99,9 @@ def run_report(profile: str = "quick", device: str = "cpu", *, notebooks=NOTEBOO
     os.replace(staging, final)
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(final.with_name(f"{tag}.failed"), ignore_errors=True)
+    if tag == "quick" and Path(reports_dir) == REPORTS_DIR:
+        from .experiments.results_block import update_readme
+        from .paths import ROOT
+
+        update_readme(ROOT / "README.md", final, get_profile(profile, seed))  # its numbers: these CSVs'
     return final

@@ -16,6 +16,7 @@ from ..deconvolution import METHODS
 from ..paths import ROOT
 from ..profiles import Profile
 from ..reporting import markdown_table, save_markdown
+from .results_block import noise_sentence
 
 __all__ = ["write_readme", "paper_departures", "DECISIONS_DIR"]
 
@@ -84,6 +85,12 @@ def _noise_table(report_dir: Path) -> str:
                                           " / ".join(f"{v:.1f}" for v in group[column]) for column, label in
                                           columns.items()}})
     return markdown_table(pd.DataFrame(rows))
+
+
+def _noise_summary(report_dir: Path, profile: Profile) -> str:
+    """The noise study's ratios, from the same ``baselines_noise.csv`` as the table and the figure."""
+    path = report_dir / "baselines_noise.csv"
+    return noise_sentence(pd.read_csv(path), profile) if path.is_file() else ""
 
 
 def _schedule(train) -> str:
@@ -184,9 +191,8 @@ def write_readme(report_dir, profile: Profile, *, device: str = "cpu", manifest=
         "method with itself on the noise-free series: it is the error that TTV's regularisation exists to remove. "
         "Against the truth, most of the error at high SNR is a bias shared by every method (the residue's peak "
         "sampled at TR, dispersion, the measured AIF's partial-volume flattening; "
-        "`docs/decisions/0021-ttv-shared-bias-and-rejected-alternatives.md`). TTV's gain "
-        "depends on the voxel size: on the paper's 0.9 mm voxels its CBF RMSE at SNR 20 is 0.79× the best SVD "
-        "method's (20 subjects), on the quick cohort's 3.6 mm voxels 0.855× (`bench/noise_study.py`).",
+        "`docs/decisions/0021-ttv-shared-bias-and-rejected-alternatives.md`). " + _noise_summary(report_dir, profile)
+        + " TTV's gain depends on the voxel size (`docs/decisions/0022-noise-study-on-the-papers-voxel-size.md`).",
         "",
         "## Conventions",
         "",
