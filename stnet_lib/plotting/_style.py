@@ -31,10 +31,9 @@ def map_label(name: str) -> str:
     return f"{MAP_LABELS.get(name, name)} [{UNITS[name]}]"
 
 
-def _finish(figure, title: str, *, layout: bool = True):
+def _finish(figure, title: str):
     figure.suptitle(title)
-    if layout:
-        figure.tight_layout()
+    figure.tight_layout()
     return figure
 
 

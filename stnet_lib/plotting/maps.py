@@ -166,4 +166,4 @@ def plot_voxel_explorer(image, curves_of, voxel, *, time_s, slice_index: int | N
 
     draw(tuple(voxel))
     figure.canvas.mpl_connect("button_press_event", clicked)
-    return _finish(figure, title, layout=False)
+    return _finish(figure, title)
