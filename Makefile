@@ -1,6 +1,7 @@
 # stnet: the two commands of the README, and a few helpers.
 #   make report   create .venv, install, regenerate reports/$(PROFILE)/ (default: quick profile, CPU)
-#   make test     create .venv, install, run the test suite
+#   make test     create .venv, install, run the test suite (without the tests marked slow)
+#   make test-all the same with the slow tests (the paper-grid noise criterion)
 # Options: PROFILE=smoke|quick|paper  DEVICE=cpu|cuda|auto  WHEELS=DIR (offline install from a folder of wheels)
 #          MANIFEST=path/to/data_manifest.csv (report on a cohort of one's own: reports/<profile>-<its folder>/)
 
@@ -17,7 +18,7 @@ STAMP   := $(VENV)/.stnet-installed
 PIP     := $(BIN)/python -m pip --disable-pip-version-check
 OFFLINE := $(if $(WHEELS),--no-index --find-links $(abspath $(WHEELS)),)
 
-.PHONY: install report test lab bench wheels clean-venv
+.PHONY: install report test test-all lab bench wheels clean-venv
 
 install: $(STAMP)
 
@@ -39,6 +40,10 @@ report: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every test, the slow ones too (pyproject's addopts deselect the `slow` marker by default).
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
 
 lab: $(STAMP)
 	$(BIN)/python -m jupyter lab --notebook-dir=notebooks

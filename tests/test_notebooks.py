@@ -112,8 +112,9 @@ def test_the_runner_passes_a_notebook_only_the_parameters_it_declares(tmp_path, 
     assert set(seen["cohort"]) == {"profile", "data_dir", "report_dir", "manifest"}
 
 
-@pytest.mark.slow
 def test_smoke_report_runs_every_notebook(tmp_path):
+    """Every notebook end to end on the smoke profile. One of the longest tests of the default run (18 % of a
+    loaded one), and in it: no cheaper test executes the notebooks, so it is not marked slow."""
     import papermill
 
     out = run_report("smoke", "cpu", reports_dir=tmp_path)
@@ -159,7 +160,6 @@ def test_a_cohort_of_ones_own_gets_its_own_report_and_run_folders(tmp_path, monk
     assert "your manifest" in (out / "README.md").read_text()
 
 
-@pytest.mark.slow
 def test_cohort_notebook_describes_a_cohort_of_ones_own_without_simulating(tmp_path):
     """With ``manifest`` the cohort notebook reads that cohort (headers, masks, curves) and simulates nothing."""
     import numpy as np
