@@ -1,8 +1,8 @@
 """A DICOM series written here (pydicom) through the real dcm2niix: `stnet maps --dicom` equals the NIfTI route.
 
 The subject: 16×16×5×40, TR 1.5 s, TE 30 ms, 3 T, slices acquired interleaved (0, 2, 4, 1, 3), a disc of
-tissue (CBF 60 / CBV 4 for i < 8, CBF 25 / CBV 2 beyond) with three arterial and two venous voxels per slice, S0 1000 (arteries 1200, veins 1100) with
-a little seeded noise (SD 4), stored as uint16. The same values are written once as a NIfTI with a BIDS
+tissue (CBF 60 / CBV 4 for i < 8, CBF 25 / CBV 2 beyond) with three arterial and two venous voxels
+per slice, S0 1000 (arteries 1200, veins 1100) with a little seeded noise (SD 4), stored as uint16. The same values are written once as a NIfTI with a BIDS
 sidecar and once as a DICOM series (one file per slice and frame, Siemens-style per-slice
 AcquisitionTime, from which dcm2niix derives SliceTiming).
 """
