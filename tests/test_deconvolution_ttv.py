@@ -190,7 +190,8 @@ SNRS = (20.0, 10.0, 5.0)
 PAPER_GRID = NoiseStudyPlan()
 #: The default run's grid: the same slab at half the in-plane resolution (128×128×3 voxels of
 #: 1.8×1.8×5 mm), a quarter of the voxels. Cropping the paper's 0.9 mm grid to 128×128 instead
-#: misses the criterion (CBF ratio 0.911 at SNR 20: the AIF and the lesions sit at the crop's edge).
+#: misses the criterion (CBF ratio 0.911 at SNR 20: the AIF and the lesions sit at the crop's edge;
+#: docs/decisions/0070-ttv-criterion-test-grid.md).
 SMALL_GRID = dataclasses.replace(PAPER_GRID, shape=(PAPER_GRID.shape[0] // 2, PAPER_GRID.shape[1] // 2, PAPER_GRID.shape[2]),
                                  voxel_mm=(2 * PAPER_GRID.voxel_mm[0], 2 * PAPER_GRID.voxel_mm[1], PAPER_GRID.voxel_mm[2]))
 
