@@ -7,7 +7,7 @@
   unit on the axis); the summary numbers (volumes, HIR, rCBF core, references, negative delays);
 * row 2: CBV, CBF, MTT and Tmax on the slice with the most Tmax > 6 s tissue (the middle slice
   without), colour bars with units;
-* row 3: the Tmax > 6 s region (red) on the mean image of four slices spread over its extent.
+* row 3: the Tmax > 6 s region (red) on the mean image of up to four slices spread over its extent.
 
 It never saves; :func:`save_qc_page` writes the PNG atomically.
 """
@@ -59,15 +59,25 @@ def summary_lines(summary: dict, params: dict | None = None) -> list[str]:
 
 
 def _lesion_slices(lesion: NDArray, n: int) -> list[int]:
-    """``n`` slices over the lesion's z extent (the whole volume's without one)."""
+    """Up to ``n`` distinct slices spread over the lesion's z extent (the whole volume's without one)."""
     z = np.flatnonzero(lesion.any(axis=(0, 1)))
     low, high = (z.min(), z.max()) if z.size else (0, lesion.shape[2] - 1)
-    return [int(round(v)) for v in np.linspace(low, high, n)]
+    return sorted({int(round(v)) for v in np.linspace(low, high, n)})
+
+
+def _grey_range(mean_image: NDArray, brain: NDArray) -> dict:
+    """One grey scale for every slice of the mean image: the brain's 1st to 99th percentile."""
+    values = np.asarray(mean_image, dtype=np.float64)[brain]
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return {}
+    low, high = np.percentile(values, [1, 99])
+    return {"vmin": low, "vmax": high} if high > low else {}
 
 
 def _mask_panel(ax, mean_image: NDArray, masks: dict, z: int) -> None:
     """The mean image of slice ``z`` with the brain outlined and every AIF and VOF voxel (all slices) as a dot."""
-    _show(ax, mean_image[:, :, z], "mean signal [a.u.]", cmap="gray")
+    _show(ax, mean_image[:, :, z], "mean signal [a.u.]", cmap="gray", **_grey_range(mean_image, masks["brain"]))
     ax.contour(np.rot90(masks["brain"][:, :, z]).astype(float), levels=[0.5], colors=MASK_COLOURS["brain"],
                linewidths=0.5)
     counts = []
@@ -78,7 +88,7 @@ def _mask_panel(ax, mean_image: NDArray, masks: dict, z: int) -> None:
         rows, cols = np.nonzero(np.rot90(mask.any(axis=2)))
         ax.scatter(cols, rows, s=8, c=MASK_COLOURS[name], marker="s", linewidths=0)
         counts.append(f"{name} {int(mask.sum())}")
-    ax.set_title(f"slice {z}; voxels of all slices: " + ", ".join(counts or ["no AIF/VOF"]), fontsize=7)
+    ax.set_title(f"slice {z}; " + (", ".join(counts) + " voxels" if counts else "no AIF/VOF mask"), fontsize=8)
 
 
 def _orientation(ax, affine: NDArray | None) -> None:
@@ -103,7 +113,7 @@ def _curve_panel(ax, time_s: NDArray, curves: dict, ylabel: str, title: str) -> 
 
 
 def _lesion_panel(ax, mean_image: NDArray, lesion: NDArray, brain: NDArray, z: int, threshold_s: float) -> None:
-    ax.imshow(np.rot90(mean_image[:, :, z]), cmap="gray")
+    ax.imshow(np.rot90(mean_image[:, :, z]), cmap="gray", **_grey_range(mean_image, brain))
     region = np.rot90(lesion[:, :, z])
     overlay = np.ma.masked_where(~region, np.ones(region.shape))
     ax.imshow(overlay, cmap=ListedColormap(["tab:red"]), alpha=0.6, vmin=0, vmax=1)
@@ -127,8 +137,8 @@ def plot_qc_page(mean_image: NDArray, maps: PerfusionMaps, summary: dict, *, bra
                  aif_curve: NDArray | None = None, vof_curve: NDArray | None = None,
                  brain_curve: NDArray | None = None, aif_mask: NDArray | None = None,
                  vof_mask: NDArray | None = None, affine: NDArray | None = None,
-                 curve_label: str = "concentration [mM]", threshold_s: float = TMAX_THRESHOLD_S,
-                 title: str = "Quality control") -> Figure:
+                 curve_label: str = "concentration [mM]", brain_curve_label: str | None = None,
+                 threshold_s: float = TMAX_THRESHOLD_S, title: str = "Quality control") -> Figure:
     """One page with everything needed to judge a scan's maps (see the module docstring).
 
     Parameters
@@ -148,7 +158,9 @@ def plot_qc_page(mean_image: NDArray, maps: PerfusionMaps, summary: dict, *, bra
     aif_curve, vof_curve, brain_curve : ndarray, shape (t,), optional
         Arterial, venous and brain-mean curves in the unit of ``curve_label``.
     curve_label : str
-        The curves' y-axis label with its unit.
+        The arterial and venous curves' y-axis label with its unit.
+    brain_curve_label : str, optional
+        The brain-mean curve's (default ``curve_label``; e.g. ``"mean signal [a.u.]"``).
     threshold_s : float
         Tmax threshold of the hypoperfusion region [s].
     title : str
@@ -168,7 +180,7 @@ def plot_qc_page(mean_image: NDArray, maps: PerfusionMaps, summary: dict, *, bra
     figure, axes = plt.subplots(3, 4, figsize=QC_PAGE_INCHES)
     _mask_panel(axes[0, 0], mean_image, {"brain": brain, "AIF": aif_mask, "VOF": vof_mask}, mask_z)
     _curve_panel(axes[0, 1], time_s, {"AIF": aif_curve, "VOF": vof_curve}, curve_label, "arterial and venous curves")
-    _curve_panel(axes[0, 2], time_s, {"brain mean": brain_curve}, curve_label, "brain-mean curve")
+    _curve_panel(axes[0, 2], time_s, {"brain mean": brain_curve}, brain_curve_label or curve_label, "brain-mean curve")
     axes[0, 3].axis("off")
     axes[0, 3].text(0.0, 1.0, "\n".join(summary_lines(summary, maps.params)), va="top", ha="left", fontsize=8,
                     family="monospace", transform=axes[0, 3].transAxes)
@@ -176,8 +188,11 @@ def plot_qc_page(mean_image: NDArray, maps: PerfusionMaps, summary: dict, *, bra
     for ax, name in zip(axes[1], MAP_NAMES):
         _show(ax, np.asarray(getattr(maps, name))[:, :, map_z], map_label(name), **_map_style(name))
         ax.set_title(f"{map_label(name)}, slice {map_z}", fontsize=8)
-    for ax, z in zip(axes[2], _lesion_slices(lesion, 4)):
+    slices = _lesion_slices(lesion, 4)
+    for ax, z in zip(axes[2], slices):
         _lesion_panel(ax, mean_image, lesion, brain, z, threshold_s)
+    for ax in axes[2, len(slices):]:
+        ax.axis("off")
     for ax in (axes[0, 0], axes[1, 0], axes[2, 0]):
         _orientation(ax, affine)
     figure.suptitle(title)
