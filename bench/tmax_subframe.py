@@ -3,14 +3,15 @@
 Noise-free tissue curves of the synthetic cohort's kind (tests/cohort_curves.py, from
 ``stnet_lib.simulation``: its AIF, its five residue shapes, exponential dispersion, curves
 computed on a 0.05 s grid and sampled every TR over a 100 s window) with delays 0–8 s in steps of
-0.25 s, every shape, MTT {3, 5, 8, 12} s and dispersion {0.5, 1, 2, 3} s (2,640 voxels); the true AIF. The truth is the simulation's: delay + argmax of
-the dispersed residue on the fine grid. For TR 1, 1.5 and 2 s, each method's residues are
-computed once and Tmax read from them by each rule: ``tmax_eq7``'s ``"sample"`` (before issue
-#15) and ``"parabola"`` (its default since), and the alternative that was measured and rejected,
-``"fourier"``: the maximum of the residue's trigonometric (band-limited) interpolation, periodic
-for the circulant methods and of the even extension for sSVD, 16× finer, parabola-refined
-(docs/decisions/0041-subframe-tmax.md). TTV runs with its voxels one apart in x, outside each other's
-mask neighbourhood, so that its spatial TV couples none of them (only its temporal TV acts).
+0.25 s, every shape, MTT {3, 5, 8, 12} s and dispersion {0.5, 1, 2, 3} s (2,640 voxels); the
+true AIF. The truth is the simulation's: delay + argmax of the dispersed residue on the fine grid.
+For TR 1, 1.5 and 2 s, each method's residues are computed once and Tmax read from them by each
+rule: ``tmax_eq7``'s ``"sample"`` (before issue #15) and ``"parabola"`` (its default since), and
+the alternative that was measured and rejected, ``"fourier"``: the maximum of the residue's
+trigonometric (band-limited) interpolation, periodic for the circulant methods and of the even
+extension for sSVD, 16× finer, parabola-refined (docs/decisions/0041-subframe-tmax.md). TTV runs
+with its voxels one apart in x, outside each other's mask neighbourhood, so that its spatial TV
+couples none of them (only its temporal TV acts).
 
     python bench/tmax_subframe.py [--methods ssvd csvd osvd ttv] [--tr 1 1.5 2] [--dispersion 0.5 1 2 3]
 

@@ -273,7 +273,8 @@ def _select(frame: pd.DataFrame, subject: str | None) -> pd.DataFrame:
     chosen = frame[frame["subject_id"].astype(str) == str(subject)]
     if chosen.empty:
         known = ", ".join(frame["subject_id"].astype(str).head(5))
-        raise StnetInputError(f"subject {subject!r} is not in the manifest (its subjects start {known}): check --subject")
+        raise StnetInputError(f"subject {subject!r} is not in the manifest (its subjects start {known}): "
+                              "check --subject")
     return chosen
 
 

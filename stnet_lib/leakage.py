@@ -27,9 +27,10 @@ the median are left out, and the fit is repeated against the mean of the rest un
 changing (at most three rounds; the voxels kept are returned). The fraction, not K2, is judged,
 so that voxels of any blood volume compare. This automatic choice separates leaky voxels only
 where their leakage exceeds what transit-time differences alone make the BSW fit call leakage
-(up to 17 % of the area, 95th percentile, for MTT 3–6 s around a 4.5 s mean; measured in
-docs/decisions/0043-leakage-correction.md, with the bias that such differences leave); give ``reference_mask`` (the non-enhancing brain of a
-post-contrast T1 image) where one is known. Integrals are cumulative trapezoids from the first frame.
+(up to 17 % of the area, 95th percentile, for MTT 3–6 s around a 4.5 s mean; measured, with
+the bias that such differences leave, in docs/decisions/0043-leakage-correction.md); give
+``reference_mask`` (the non-enhancing brain of a post-contrast T1 image) where one is known.
+Integrals are cumulative trapezoids from the first frame.
 
 References
 ----------

@@ -3,8 +3,9 @@
 :func:`plot_qc_page` draws, on one page readable in a paper (A4 landscape):
 
 * row 1: the mean image of the slice that holds the most AIF voxels, the brain outlined (white)
-  and every AIF (red) and VOF (blue) voxel of the scan projected onto it as a dot; the AIF and VOF curves; the brain-mean curve (time in s, the curves'
-  unit on the axis); the summary numbers (volumes, HIR, rCBF core, references, negative delays);
+  and every AIF (red) and VOF (blue) voxel of the scan projected onto it as a dot; the AIF and
+  VOF curves; the brain-mean curve (time in s, the curves' unit on the axis); the summary numbers
+  (volumes, HIR, rCBF core, references, negative delays);
 * row 2: CBV, CBF, MTT and Tmax on the slice with the most Tmax > 6 s tissue (the middle slice
   without), colour bars with units;
 * row 3: the Tmax > 6 s region (red) on the mean image of up to four slices spread over its extent.
@@ -130,7 +131,8 @@ def _check(mean_image: NDArray, maps: PerfusionMaps, brain_mask, time_s, curves)
                               f"{np.shape(brain_mask)} must share one (x, y, z) shape")
     for name, curve in curves.items():
         if curve is not None and np.shape(curve) != np.shape(time_s):
-            raise StnetInputError(f"the {name} curve has shape {np.shape(curve)}; expected {np.shape(time_s)} like time_s")
+            raise StnetInputError(f"the {name} curve has shape {np.shape(curve)}; "
+                                  f"expected {np.shape(time_s)} like time_s")
 
 
 def plot_qc_page(mean_image: NDArray, maps: PerfusionMaps, summary: dict, *, brain_mask: NDArray, time_s: NDArray,
@@ -175,7 +177,8 @@ def plot_qc_page(mean_image: NDArray, maps: PerfusionMaps, summary: dict, *, bra
     _check(mean_image, maps, brain_mask, time_s, curves)
     brain = np.asarray(brain_mask, bool)
     lesion = brain & (np.nan_to_num(np.asarray(maps.tmax, float), nan=-np.inf) > threshold_s)
-    mask_z = int(np.argmax(aif_mask.sum(axis=(0, 1)))) if aif_mask is not None and np.any(aif_mask) else brain.shape[2] // 2
+    has_aif = aif_mask is not None and np.any(aif_mask)
+    mask_z = int(np.argmax(aif_mask.sum(axis=(0, 1)))) if has_aif else brain.shape[2] // 2
     map_z = int(np.argmax(lesion.sum(axis=(0, 1)))) if lesion.any() else brain.shape[2] // 2
     figure, axes = plt.subplots(3, 4, figsize=QC_PAGE_INCHES)
     _mask_panel(axes[0, 0], mean_image, {"brain": brain, "AIF": aif_mask, "VOF": vof_mask}, mask_z)

@@ -1,4 +1,5 @@
-"""Cohort mapping (issue #15): every subject mapped once, resumable after an interruption, equal to an uninterrupted run."""
+"""Cohort mapping (issue #15): every subject mapped once, resumable after an interruption, equal to an
+uninterrupted run."""
 
 import json
 

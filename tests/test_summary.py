@@ -80,7 +80,8 @@ def test_mid_sagittal_plane_is_the_symmetry_plane_of_the_mask(centre_x):
 
 
 def stroke(brain, left_healthy_cbf=80.0):
-    """Right hemisphere CBF 50, CBV 4; left healthy CBF 80 (not the reference); a left lesion CBF 12, CBV 2, Tmax 8 s."""
+    """Right hemisphere CBF 50, CBV 4; left healthy CBF 80 (not the reference); a left lesion CBF 12, CBV 2,
+    Tmax 8 s."""
     x = np.arange(brain.shape[0])[:, None, None] * np.ones(brain.shape)
     cbf = np.where(x < 23, left_healthy_cbf, 50.0)
     cbv = np.full(brain.shape, 4.0)
@@ -132,4 +133,5 @@ def test_bad_inputs_are_refused_in_one_line():
     with pytest.raises(StnetInputError, match="brain_mask is empty"):
         hypoperfusion_summary(maps, np.zeros(shape, bool), AFFINE)
     with pytest.raises(StnetInputError, match="shapes differ"):
-        hypoperfusion_summary(make_maps(np.ones((4, 4, 3)), np.ones(shape), np.ones(shape)), np.ones(shape, bool), AFFINE)
+        hypoperfusion_summary(make_maps(np.ones((4, 4, 3)), np.ones(shape), np.ones(shape)), np.ones(shape, bool),
+                              AFFINE)
