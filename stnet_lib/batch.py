@@ -37,15 +37,15 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from ._validation import StnetInputError
+from ._validation import StnetInputError, check_file
 from .acquisition import sidecar_path
-from .io import atomic_write, load_scan, save_maps, save_nifti
+from .io import MAP_FILES, atomic_write, load_scan, save_maps, save_nifti
 from .manifest import load_manifest
 from .pipeline import compute_maps
 from .summary import SummaryConfig, hypoperfusion_summary
 
-__all__ = ["DONE_MARKER", "SUMMARY_TABLE", "map_cohort", "map_subject", "write_scan_outputs", "write_summary_table",
-           "subject_inputs"]
+__all__ = ["DONE_MARKER", "SUMMARY_TABLE", "SUMMARY_FILES", "map_cohort", "map_subject", "save_scan_outputs",
+           "write_scan_outputs", "write_summary_table", "subject_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 DONE_MARKER = ".stnet-done.json"
 #: The cohort's table of summaries, in ``out_dir``.
 SUMMARY_TABLE = "summary.csv"
+#: Optional volumes of an earlier run that a rerun with ``overwrite`` removes when it does not write them.
+STALE_VOLUMES = ("k2.nii.gz", "kep.nii.gz", "aif_mask.nii.gz", "vof_mask.nii.gz", "brain_mask.nii.gz")
 #: Manifest columns whose files a subject's maps depend on.
 INPUT_COLUMNS = ("dsc", "brain_mask", "aif_mask", "vof_mask")
 #: Manifest columns whose values a subject's maps depend on.
@@ -170,6 +172,43 @@ def write_scan_outputs(scan, maps, folder, *, summary_config: SummaryConfig = Su
     if qc:
         _qc_page(scan, maps, summary, folder, title or f"Quality control: {maps.method}")
     return summary.values
+
+
+#: What :func:`write_scan_outputs` writes beside the maps (``qc.png`` only with ``qc``).
+SUMMARY_FILES = ("summary.json", "rcbf.nii.gz", "rcbv.nii.gz", "qc.png")
+
+
+def save_scan_outputs(scan, maps, out_dir, *, overwrite: bool = False, **kwargs) -> dict:
+    """:func:`write_scan_outputs` into ``out_dir``, all or nothing (``stnet maps`` on one scan).
+
+    Everything is written into a staging folder beside ``out_dir`` first and moved into place only
+    when complete. Raises StnetInputError (nothing written) when ``out_dir`` already holds any of
+    the outputs and ``overwrite`` is False; with ``overwrite``, outputs of an earlier run that this
+    run does not write (``qc.png`` after ``qc=False``, a K2 map) are removed, so that the folder
+    describes this run only. ``kwargs`` go to :func:`write_scan_outputs`; returns the summary.
+    """
+    out_dir = Path(out_dir)
+    known = [*MAP_FILES, *SUMMARY_FILES, *(f"{name}.nii.gz" for name in getattr(maps, "extra_volumes", {}))]
+    existing = sorted(name for name in known if (out_dir / name).exists())
+    if existing and not overwrite:
+        raise StnetInputError(f"{out_dir} already holds {', '.join(existing)}: pass --overwrite or another --out")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    try:
+        _ordinary_folder(staging)
+        values = write_scan_outputs(scan, maps, staging, **kwargs)
+        if not out_dir.exists():
+            os.replace(staging, out_dir)
+            return values
+        written = {path.name for path in staging.iterdir()}
+        for name in sorted(written):
+            os.replace(staging / name, out_dir / name)
+        for name in (*SUMMARY_FILES, *STALE_VOLUMES):
+            if name not in written:
+                (out_dir / name).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return values
 
 
 def _ordinary_folder(path: Path) -> None:
@@ -310,11 +349,13 @@ def map_cohort(manifest, out_dir, *, method: str = "osvd", options: dict | None 
         raise StnetInputError(f"jobs must be a whole number of at least 1; got {jobs!r}")
     frame = manifest if isinstance(manifest, pd.DataFrame) else load_manifest(manifest)
     todo = _select(frame, subject)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     options = dict(options or {})
     params = {"method": method, "options": options, "motion_correct": motion_correct, "qc": qc,
               "summary": dataclasses.asdict(summary_config), "stnet_version": __version__}
+    if options.get("checkpoint") is not None:  # a network retrained into the same file maps again
+        params["checkpoint_sha256"] = _sha256(check_file(options["checkpoint"], "ST-Net checkpoint"))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     run = {"method": method, "options": options, "motion_correct": motion_correct, "device": device, "qc": qc,
            "summary_config": summary_config, "params": json.loads(json.dumps(params, default=str))}
     rows = [row for _, row in todo.iterrows()]

@@ -46,6 +46,25 @@ class SummaryConfig:
     normal_tmax_s: float = 4.0  # normal-appearing tissue of the reference: Tmax ≤ this [s]
     rcbf_threshold: float = 0.3  # core estimate: rCBF below this fraction of the reference
 
+    def __post_init__(self):
+        """Refuse thresholds that make no summary (StnetInputError, one line); store them as floats."""
+        def seconds(values, name: str, count: int | None = None) -> tuple[float, ...]:
+            values = tuple(np.atleast_1d(np.asarray(values, dtype=np.float64)).tolist())
+            if not values or (count is not None and len(values) != count) or not all(
+                    np.isfinite(v) and v >= 0 for v in values):
+                wanted = f"{count} " if count else ""
+                raise StnetInputError(f"{name} must be {wanted}finite Tmax threshold(s) ≥ 0 s; got {values}")
+            return values
+
+        object.__setattr__(self, "tmax_thresholds_s", seconds(self.tmax_thresholds_s, "tmax_thresholds_s"))
+        object.__setattr__(self, "hir_thresholds_s", seconds(self.hir_thresholds_s, "hir_thresholds_s", 2))
+        for name in ("lesion_tmax_s", "normal_tmax_s"):
+            object.__setattr__(self, name, seconds(getattr(self, name), name, 1)[0])
+        if not 0 < float(self.rcbf_threshold) < 1:
+            raise StnetInputError(f"rcbf_threshold is a fraction of the reference CBF in (0, 1), e.g. 0.3 for 30 %; "
+                                  f"got {self.rcbf_threshold}")
+        object.__setattr__(self, "rcbf_threshold", float(self.rcbf_threshold))
+
 
 @dataclass
 class HypoperfusionSummary:

@@ -8,6 +8,7 @@ import pytest
 
 from stnet_lib import compute_maps, load_scan
 from stnet_lib.cli import main
+from stnet_lib.batch import DONE_MARKER, SUMMARY_FILES, SUMMARY_TABLE
 from stnet_lib.io import MAP_FILES
 
 
@@ -19,7 +20,7 @@ def _args(scan, out, *extra):
 def test_maps_are_written_with_the_input_affine_and_a_sidecar(small_scan, capsys):
     out = small_scan["tmp"] / "maps"
     assert main(_args(small_scan, out, "--method", "csvd")) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(MAP_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(MAP_FILES + SUMMARY_FILES)
     cbv = nib.load(out / "cbv.nii.gz")
     np.testing.assert_allclose(cbv.affine, small_scan["affine"])
     assert cbv.shape == small_scan["cbf"].shape
@@ -130,3 +131,127 @@ def test_arterial_baseline_stops_before_the_earlier_arterial_arrival():
     early = np.full(30, 1000.0)
     early[2:] = 300.0
     assert arterial_baseline(early, slice(0, 9)) == slice(0, 9)  # < 2 frames left: keep the brain's
+
+
+# Summary, QC page and thresholds (issue #15) --------------------------------------------------
+
+
+def _delayed_scan(tmp_path):
+    """test_batch's 8×6×2×40 scan: 8 voxels (0.16 ml) of its right side delayed by 8 s."""
+    from test_batch import write_subject
+
+    paths = write_subject(tmp_path / "scan", 1.0, 8.0)
+    return {"dsc": paths["dsc"], "aif": paths["aif_mask"], "brain": paths["brain_mask"]}
+
+
+def test_the_summary_is_written_and_printed_with_the_thresholds_asked_for(tmp_path, capsys):
+    scan, out = _delayed_scan(tmp_path), tmp_path / "maps"
+    assert main(_args(scan, out, "--method", "csvd", "--tmax-thresholds", "6,12", "--no-qc")) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(set(MAP_FILES + SUMMARY_FILES) - {"qc.png"})
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["tmax_gt_6s_ml"] == pytest.approx(8 * 0.02) and summary["tmax_gt_12s_ml"] == 0.0
+    assert "tmax_gt_4s_ml" not in summary and summary["parameters"]["tmax_thresholds_s"] == [6.0, 12.0]
+    assert summary["affected_hemisphere"] == "right" and summary["brain_volume_ml"] == pytest.approx(95 * 0.02)
+    rcbf = nib.load(out / "rcbf.nii.gz")
+    np.testing.assert_allclose(rcbf.affine, nib.load(scan["dsc"]).affine)
+    reference = np.asarray(rcbf.dataobj)[:4][np.asarray(nib.load(scan["brain"]).dataobj)[:4] > 0]
+    assert np.median(reference) == pytest.approx(1.0)  # the left (reference) side's own median
+    printed = capsys.readouterr().out
+    assert "summary.json" in printed and "Tmax > 6 s" in printed and "0.2 ml" in printed and "Tmax > 12 s" in printed
+
+
+def test_overwrite_replaces_every_output_and_drops_a_stale_qc_page(tmp_path):
+    scan, out = _delayed_scan(tmp_path), tmp_path / "maps"
+    assert main(_args(scan, out, "--method", "csvd")) == 0
+    assert (out / "qc.png").stat().st_size > 10_000
+    (out / "cbf.nii.gz").unlink()  # only the summary is left of the maps: still refused without --overwrite
+    assert main(_args(scan, out, "--method", "csvd", "--no-qc")) == 2
+    assert main(_args(scan, out, "--method", "ssvd", "--no-qc", "--overwrite")) == 0
+    assert {"cbf.nii.gz", "summary.json"} <= {p.name for p in out.iterdir()} and not (out / "qc.png").exists()
+    assert json.loads((out / "maps.json").read_text())["method"] == "ssvd"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--tmax-thresholds", "4,x"), "is not a comma-separated list of seconds"),
+    (("--tmax-thresholds", "4,-6"), "tmax_thresholds_s must be finite Tmax threshold(s) ≥ 0 s"),
+    (("--hir-thresholds", "10"), "hir_thresholds_s must be 2 finite"),
+    (("--rcbf-threshold", "30"), "rcbf_threshold is a fraction"),
+    (("--jobs", "2"), "use them with --manifest"),
+    (("--subject", "sub-1"), "use them with --manifest"),
+])
+def test_bad_summary_or_cohort_flags_on_one_scan_give_one_line(small_scan, capsys, extra, message):
+    out = small_scan["tmp"] / "out"
+    assert main(_args(small_scan, out, *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("stnet: error:") and message in err and "\n" not in err, err
+    assert not out.exists()
+
+
+# Whole cohorts -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cohort_manifest(tmp_path):
+    """Two of test_batch's scans: sub-0 with an 8 s delayed patch, sub-1 without."""
+    import pandas as pd
+    from test_batch import TE_MS, TR_S, write_subject
+
+    rows = []
+    for subject_id, delay_s in (("sub-0", 8.0), ("sub-1", 0.0)):
+        paths = write_subject(tmp_path / "data" / subject_id, 1.0, delay_s)
+        rows.append({"subject_id": subject_id, "split": "test", **{k: str(v) for k, v in paths.items()},
+                     "te_ms": TE_MS, "tr_s": TR_S, "field_t": 1.5})
+    path = tmp_path / "data" / "manifest.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_a_cohort_is_mapped_and_a_rerun_skips_every_subject(cohort_manifest, tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / "cohort"
+    args = ["maps", "--manifest", str(cohort_manifest), "--out", str(out), "--method", "csvd", "--no-qc"]
+    assert main(args) == 0
+    assert "2 mapped, 0 already done (skipped), 0 failed" in capsys.readouterr().out
+    table = pd.read_csv(out / SUMMARY_TABLE)
+    assert table["subject_id"].tolist() == ["sub-0", "sub-1"]
+    assert table["tmax_gt_6s_ml"].tolist() == pytest.approx([8 * 0.02, 0.0])
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.nii.gz")}
+    assert len(stamps) == 2 * 6 and all((out / s / DONE_MARKER).is_file() for s in ("sub-0", "sub-1"))
+    assert main(args) == 0
+    assert "0 mapped, 2 already done (skipped), 0 failed" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.nii.gz")} == stamps
+    assert main([*args, "--tmax-thresholds", "4,6"]) == 0  # other parameters: mapped again
+    assert "2 mapped" in capsys.readouterr().out and "tmax_gt_10s_ml" not in pd.read_csv(out / SUMMARY_TABLE)
+
+
+def test_one_subject_per_task_and_a_failing_subject_exits_1_naming_it(cohort_manifest, tmp_path, capsys):
+    out = tmp_path / "cohort"
+    base = ["maps", "--manifest", str(cohort_manifest), "--out", str(out), "--method", "csvd", "--no-qc"]
+    assert main([*base, "--subject", "sub-1"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["sub-1", "summary.csv"]
+    empty = np.zeros((8, 6, 2), np.uint8)
+    nib.save(nib.Nifti1Image(empty, np.diag([2.0, 2.0, 5.0, 1.0])), tmp_path / "data" / "sub-0" / "aif.nii.gz")
+    assert main([*base, "--jobs", "2"]) == 1
+    captured = capsys.readouterr()
+    assert "0 mapped, 1 already done (skipped), 1 failed" in captured.out
+    assert "stnet: subject sub-0 failed: StnetInputError: " in captured.err and "AIF mask is empty" in captured.err
+    assert not (out / "sub-0").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--subject", "sub-9"), "subject 'sub-9' is not in the manifest"),
+    (("--te-ms", "30"), "--te-ms describe one scan"),
+    (("--jobs", "0"), "jobs must be a whole number of at least 1"),
+    (("--overwrite",), "--overwrite has no use with --manifest"),
+    (("--method", "stnet", "--checkpoint", "missing.pt"), "ST-Net checkpoint not found"),
+])
+def test_bad_cohort_input_gives_one_line_exit_2_and_writes_nothing(cohort_manifest, tmp_path, capsys, extra, message):
+    out = tmp_path / "cohort"
+    assert main(["maps", "--manifest", str(cohort_manifest), "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("stnet: error:") and message in err and "\n" not in err, err
+    assert not out.exists()
+    assert main(["maps", "--manifest", str(tmp_path / "nope.csv"), "--out", str(out)]) == 2
+    assert "manifest not found" in capsys.readouterr().err and not out.exists()
