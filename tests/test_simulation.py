@@ -14,6 +14,8 @@ from stnet_lib.deconvolution import deconvolve
 from stnet_lib.signal import delta_r2_to_concentration, signal_to_delta_r2
 from stnet_lib.simulation import vascular
 from stnet_lib.simulation.anatomy import MNI_NOTICE, draw_pose, make_anatomy
+from stnet_lib.simulation.realism import Realism
+from stnet_lib.simulation.render import arterial_parameters
 from stnet_lib.simulation.statistics import RECIPE_RANGES, subject_statistics
 from stnet_lib.simulation.subject import SubjectConfig, make_subject
 
@@ -22,8 +24,14 @@ SMALL = {"shape": (40, 40, 4), "voxel_mm": (5.6, 5.6, 15.0)}
 
 @pytest.fixture(scope="module")
 def clean_subject():
-    """A noise-free subject with a lesion (module-wide: ~0.5 s)."""
+    """A noise-free subject with a lesion and every realism feature (module-wide: ~0.5 s)."""
     return make_subject(SubjectConfig(**SMALL, noise=False), np.random.default_rng(2))
+
+
+@pytest.fixture(scope="module")
+def plain_subject():
+    """The same without the realism features: its signal is eq. 1–2 of its tissue curves."""
+    return make_subject(SubjectConfig(**SMALL, noise=False, realism=Realism.none()), np.random.default_rng(2))
 
 
 def test_residues_start_at_one_and_integrate_to_mtt():
@@ -59,13 +67,12 @@ def test_subject_tmax_truth_is_delay_plus_closed_form_for_exponential_voxels(cle
 
 
 def test_tissue_curves_match_a_brute_force_convolution(clean_subject):
-    """C_t = (ρ/k_H)·CBF·[C_a ⊗ h ⊗ R](t − δ), recomputed per voxel on a 5 ms grid (recipe §3.2)."""
+    """C_t = (ρ/k_H)·CBF·[C_a ⊗ h ⊗ R](t − δ), recomputed per voxel on a 5 ms grid (recipe §3.2), with
+    the arterial plateau, late recirculation and white-matter disease of the realism features."""
     s, acq = clean_subject, clean_subject.params["acquisition"]
     dt = 0.005
     time_s = np.arange(0.0, s.tr_s * 50 + 1.0, dt)
-    c_aif = vascular.arterial_input(time_s, t0_s=acq["aif_t0_s"], alpha=acq["aif_alpha"], beta_s=acq["aif_beta_s"],
-                                    peak_mM=acq["aif_peak_mM"], recirc_delay_s=acq["recirc_delay_s"],
-                                    recirc_fraction=acq["recirc_fraction"], recirc_tau_s=acq["recirc_tau_s"])
+    c_aif = vascular.arterial_input(time_s, **arterial_parameters(acq, s.params["realism"]))
     np.testing.assert_allclose(np.interp(s.time_s, time_s, c_aif), s.c_aif, atol=2e-3 * s.c_aif.max())
     brain = s.masks["brain"]
     maps = {k: s.truth[k][brain] for k in ("cbf", "mtt", "delay", "dispersion", "residue_shape")}
@@ -81,7 +88,7 @@ def test_tissue_curves_match_a_brute_force_convolution(clean_subject):
         np.testing.assert_allclose(s.c_tissue[i], expected, atol=5e-3 * expected.max())
 
 
-def test_noise_free_round_trip_through_signal_and_deconvolution(clean_subject):
+def test_noise_free_round_trip_through_signal_and_deconvolution(plain_subject):
     """Eq. 1–2 inverse recovers C_t; cSVD/oSVD recover the truth up to the sampling bias at TR ≈ 1.5 s.
 
     The deconvolution works on the TR grid (rectangle rule) while the truth is continuous: an
@@ -89,7 +96,7 @@ def test_noise_free_round_trip_through_signal_and_deconvolution(clean_subject):
     out 8–22 % low across subjects (Østergaard 1996); the thresholds are noise-free ones (0.1 %).
     ``test_round_trip_converges_with_finer_sampling`` shows the bias is the sampling's.
     """
-    s = clean_subject
+    s = plain_subject
     brain = s.masks["brain"]
     n_base = s.params["n_baseline_frames"]
     delta_r2 = signal_to_delta_r2(s.signal[brain].astype(np.float64), s.te_ms, baseline=slice(0, n_base - 1))

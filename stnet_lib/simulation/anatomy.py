@@ -21,7 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-__all__ = ["MNI_NOTICE", "Anatomy", "template_folder", "load_templates", "draw_pose", "make_anatomy", "smooth_field"]
+__all__ = ["MNI_NOTICE", "Anatomy", "template_folder", "load_templates", "draw_pose", "make_anatomy", "smooth_field",
+           "smooth_field_at", "apply_atrophy"]
 
 #: The ICBM152 copyright notice, to travel with every derived map (recipe §6).
 MNI_NOTICE = (
@@ -155,11 +156,30 @@ def smooth_field(shape: tuple[int, ...], voxel_mm, sigma_mm: float, rng: np.rand
     ndarray
         ``shape`` when ``mask`` is None, else the values at ``mask`` (1-D, C order).
     """
+    index = np.indices(shape, sparse=False).reshape(len(shape), -1) if mask is None else np.nonzero(mask)
+    field = smooth_field_at(shape, voxel_mm, sigma_mm, rng, index)
+    return field.reshape(shape) if mask is None else field
+
+
+def smooth_field_at(shape: tuple[int, ...], voxel_mm, sigma_mm: float, rng: np.random.Generator, index) -> NDArray:
+    """:func:`smooth_field` at voxel coordinates ``index`` (one array per axis, fractional allowed), standardised over them."""
     step = sigma_mm / 2.0
     coarse = tuple(int(np.ceil(n * v / step)) + 3 for n, v in zip(shape, voxel_mm))
     noise = ndimage.gaussian_filter(rng.standard_normal(coarse), 2.0, mode="wrap")
-    index = np.indices(shape, sparse=False).reshape(len(shape), -1) if mask is None else np.nonzero(mask)
     coords = [1.0 + (np.asarray(i, np.float32) + 0.5) * (v / step) for i, v in zip(index, voxel_mm)]
     field = ndimage.map_coordinates(noise, coords, order=1).astype(np.float32)
-    field = (field - field.mean()) / max(float(field.std()), 1e-12)
-    return field.reshape(shape) if mask is None else field
+    return (field - field.mean()) / max(float(field.std()), 1e-12)
+
+
+def apply_atrophy(anatomy: Anatomy, amount: float, field: NDArray) -> Anatomy:
+    """Older brain: a share ``amount``·(1 + ½·field, clipped to 0–2) of GM and WM becomes CSF, in place.
+
+    ``field`` is a smooth unit-variance field on the grid, so that the loss is patchy (sulcal
+    widening, larger ventricles in partial volume); the head (GM + WM + CSF) is unchanged.
+    """
+    loss = np.clip(amount * (1.0 + 0.5 * field), 0.0, 2.0 * amount).astype(np.float32)
+    lost = (anatomy.pgm + anatomy.pwm) * loss
+    anatomy.pgm *= 1.0 - loss
+    anatomy.pwm *= 1.0 - loss
+    anatomy.pcsf += lost
+    return anatomy

@@ -34,18 +34,22 @@ from ..manifest import write_manifest
 from .anatomy import MNI_NOTICE
 from .reference import rapid_like_maps
 from .statistics import subject_statistics
+from .realism import Realism
 from .subject import Subject, SubjectConfig, draw_acquisition, make_subject
 
-__all__ = ["CohortProfile", "SIMULATION_VERSION", "subject_plan", "write_subject",
+__all__ = ["CohortProfile", "SIMULATION_VERSION", "subject_plan", "sidecar", "write_subject",
            "subject_is_complete", "simulate_cohort", "cohort_table", "root_manifest_table"]
 
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the simulator's output changes for a given seed (invalidates old subjects).
-SIMULATION_VERSION = 1
-MASK_FILES = {"brain_mask": "brain", "aif_mask": "aif", "vof_mask": "vof", "lesion_mask": "lesion", "core_mask": "core"}
+SIMULATION_VERSION = 2  # 2: the realism features of issue #16 (decision 0040)
+#: Mask files; ``vessel_mask`` holds labels (1 artery, 2 vein), ``wmh_mask`` white-matter disease.
+MASK_FILES = {"brain_mask": "brain", "aif_mask": "aif", "vof_mask": "vof", "lesion_mask": "lesion", "core_mask": "core",
+              "vessel_mask": "vessel", "wmh_mask": "wmh"}
 MAP_FILES = ("cbv", "cbf", "mtt", "tmax", "delay", "dispersion")
-TISSUE_FILES = {"gm": "pgm", "wm": "pwm", "csf": "pcsf"}
+#: Tissue fractions; ``pvessel`` is the large-vessel blood volume fraction.
+TISSUE_FILES = {"gm": "pgm", "wm": "pwm", "csf": "pcsf", "vessel": "pvessel"}
 RAPID_NAMES = ("cbv", "cbf", "mtt", "tmax", "lesion_mask")
 
 
@@ -68,6 +72,7 @@ class CohortProfile:
     n_no_lesion: int
     seed: int
     n_frames: int = 50
+    realism: Realism = Realism()  # realism features (issue #16); Realism.none(): the simulator before
 
     @property
     def n_subjects(self) -> int:
@@ -92,7 +97,7 @@ def subject_plan(profile: CohortProfile, seed: int | None = None) -> pd.DataFram
 def subject_config(profile: CohortProfile, has_lesion: bool, noise: bool = True) -> SubjectConfig:
     """The :class:`SubjectConfig` of one subject of ``profile``."""
     return SubjectConfig(shape=profile.shape, voxel_mm=profile.voxel_mm, n_frames=profile.n_frames,
-                         has_lesion=has_lesion, noise=noise)
+                         has_lesion=has_lesion, noise=noise, realism=profile.realism)
 
 
 def _fingerprint(config: SubjectConfig, seed: int, index: int, rapid_like: bool = False) -> str:
@@ -158,6 +163,7 @@ def write_subject(subject: Subject, folder: Path, *, noise: bool = True, fingerp
         for name, volume in rapid_like_maps(subject).items():
             _save(volume.astype(np.uint8 if name.endswith("mask") else np.float32), subject.affine, folder / f"rapid_{name}.nii.gz")
     _save(_series(subject, noise), subject.affine, folder / "dsc.nii.gz", tr_s=subject.tr_s)
+    (folder / "dsc.json").write_text(json.dumps(sidecar(subject), indent=1))
     for name, key in MASK_FILES.items():
         _save(subject.masks[key].astype(np.uint8), subject.affine, folder / f"{name}.nii.gz")
     for name in MAP_FILES:
@@ -176,6 +182,15 @@ def write_subject(subject: Subject, folder: Path, *, noise: bool = True, fingerp
     return complete
 
 
+def sidecar(subject: Subject) -> dict:
+    """The series' BIDS sidecar (``dsc.json`` beside ``dsc.nii.gz``): EchoTime [s], RepetitionTime [s],
+    MagneticFieldStrength [T] and SliceTiming [s] (each slice's acquisition time within TR; all 0
+    without slice timing)."""
+    timing = subject.slice_timing_s if subject.slice_timing_s is not None else np.zeros(subject.signal.shape[2])
+    return {"EchoTime": round(subject.te_ms / 1000.0, 7), "RepetitionTime": subject.tr_s, "MagneticFieldStrength": subject.field_t,
+            "SliceTiming": [round(float(t), 6) for t in timing]}
+
+
 def subject_summary(subject: Subject) -> dict:
     """Volumes [ml] and scalars that the manifest and the cohort notebook report."""
     voxel_ml = float(np.prod(subject.params["config"]["voxel_mm"])) / 1000.0
@@ -184,7 +199,10 @@ def subject_summary(subject: Subject) -> dict:
             "hypoperfusion_ml": round(float(lesion.sum()) * voxel_ml, 3),
             "tmax10_ml": round(float((np.nan_to_num(subject.truth["tmax"]) > 10).sum()) * voxel_ml, 3),
             "core_ml": round(float(core.sum()) * voxel_ml, 3),
-            "brain_ml": round(float(subject.masks["brain"].sum()) * voxel_ml, 3)}
+            "brain_ml": round(float(subject.masks["brain"].sum()) * voxel_ml, 3),
+            "vessel_ml": round(float((subject.masks["vessel"] > 0).sum()) * voxel_ml, 3),
+            "wmh_ml": round(float(subject.masks["wmh"].sum()) * voxel_ml, 3),
+            "older": bool(subject.params["realism"]["older"]), "n_non_steady_frames": subject.params["n_non_steady_frames"]}
 
 
 def subject_is_complete(folder: Path, fingerprint: str | None = None, *, verify: bool = False) -> bool:

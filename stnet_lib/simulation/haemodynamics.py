@@ -16,13 +16,18 @@ from numpy.typing import NDArray
 from .lesion import LesionParams, lesion_stages
 from .vascular import DISPERSION_NODES_S, MTT_NODES_S, residue_peak_time_s
 
-__all__ = ["Haemodynamics", "draw_tissue_values", "healthy_haemodynamics", "apply_lesion", "SHAPE_PROBABILITIES"]
+__all__ = ["Haemodynamics", "draw_tissue_values", "healthy_haemodynamics", "apply_lesion", "SHAPE_PROBABILITIES",
+           "white_matter_disease", "apply_white_matter_disease", "WMH_TMAX_MAX_S"]
 
 #: Mixture of residue shapes (recipe §3.1: exponential 50 %, gamma 30 %, box/linear 20 %).
 SHAPE_PROBABILITIES = (0.5, 0.1, 0.1, 0.1, 0.2)
 #: Bounds of the normal arrival delay and dispersion [s] (recipe §9).
 NORMAL_DELAY_MAX_S = 2.5
 NORMAL_DISPERSION_MAX_S = 1.5
+#: White-matter disease never takes a voxel's Tmax above this [s] (it is not hypoperfusion: Tmax > 6 s).
+WMH_TMAX_MAX_S = 5.0
+#: Voxels whose tissue is at least this share white matter can carry white-matter disease.
+WMH_MIN_WM_SHARE = 0.6
 
 
 @dataclass
@@ -128,3 +133,29 @@ def apply_lesion(h: Haemodynamics, severity: NDArray, params: LesionParams, voxe
     h.delay_s[lesion] = np.maximum(h.delay_s[lesion], target - peak)
     return info
 
+
+
+def white_matter_disease(pgm: NDArray, pwm: NDArray, field: NDArray, fraction: float) -> NDArray:
+    """Voxels (bool, like ``pgm``) with white-matter disease: the ``fraction`` of white-matter voxels
+    (≥ 60 % WM) where the smooth field ``field`` is highest: confluent patches (decision 0040)."""
+    white = pwm >= WMH_MIN_WM_SHARE * np.maximum(pgm + pwm, 1e-6)
+    if not white.any() or fraction <= 0:
+        return np.zeros(pgm.shape, bool)
+    return white & (field >= np.quantile(field[white], 1.0 - fraction))
+
+
+def apply_white_matter_disease(h: Haemodynamics, pgm: NDArray, pwm: NDArray, wmh: NDArray, tissue_values: dict,
+                               realism_values: dict) -> None:
+    """Older brain: in ``wmh`` the white-matter part of CBF becomes ``wmh_cbf``, of CBV ``wmh_rcbv``× its
+    value, and the arrival comes ``wmh_extra_delay_s`` later (Tmax kept ≤ :data:`WMH_TMAX_MAX_S`), in place.
+
+    These are the subject's healthy values (rCBF = rCBV = 1 stay: the lesion is relative to them).
+    """
+    g, w = pgm[wmh], pwm[wmh]
+    healthy_cbf = g * tissue_values["gm_cbf"] + w * tissue_values["wm_cbf"]
+    healthy_cbv = g * tissue_values["gm_cbv"] + w * tissue_values["wm_cbv"]
+    h.cbf[wmh] *= (g * tissue_values["gm_cbf"] + w * realism_values["wmh_cbf"]) / healthy_cbf
+    h.cbv[wmh] *= (g * tissue_values["gm_cbv"] + w * realism_values["wmh_rcbv"] * tissue_values["wm_cbv"]) / healthy_cbv
+    delay = h.delay_s[wmh] + realism_values["wmh_extra_delay_s"] * w / (g + w)
+    peak = residue_peak_time_s(h.shape[wmh], h.mtt_s[wmh], h.dispersion_s[wmh])
+    h.delay_s[wmh] = np.clip(delay, 0.0, np.maximum(WMH_TMAX_MAX_S - peak, h.delay_s[wmh]))

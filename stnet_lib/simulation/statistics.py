@@ -30,33 +30,36 @@ def class_values(value: NDArray, pgm: NDArray, pwm: NDArray) -> tuple[float, flo
     return float(solution[0]), float(solution[1])
 
 
-def measured_snr(signal: NDArray, brain: NDArray, n_baseline: int) -> float:
-    """median S0 / σ over the brain, σ pooled from the baseline frames' variance (ddof = 1)."""
-    base = signal[brain][:, : max(n_baseline - 1, 2)].astype(np.float64)
+def measured_snr(signal: NDArray, brain: NDArray, n_baseline: int, start: int = 0) -> float:
+    """median S0 / σ over the brain, σ pooled from the variance (ddof = 1) of the baseline frames
+    from ``start`` (the first steady frame)."""
+    base = signal[brain][:, start : max(n_baseline - 1, start + 2)].astype(np.float64)
     sigma = np.sqrt(np.mean(np.var(base, axis=1, ddof=1)))
     return float(np.median(base.mean(axis=1)) / sigma)
 
 
-def gm_signal_drop(signal: NDArray, gm_voxels: NDArray, n_baseline: int) -> float:
-    """1 − min/baseline of the mean signal of GM voxels (the recipe's ≈ 40 % calibration, §1.4)."""
+def gm_signal_drop(signal: NDArray, gm_voxels: NDArray, n_baseline: int, start: int = 0) -> float:
+    """1 − min/baseline of the mean signal of GM voxels (the recipe's ≈ 40 % calibration, §1.4);
+    the baseline starts at the first steady frame ``start``."""
     curve = signal[gm_voxels].astype(np.float64).mean(axis=0)
-    return float(1.0 - curve.min() / curve[: max(n_baseline - 1, 1)].mean())
+    return float(1.0 - curve.min() / curve[start : max(n_baseline - 1, start + 1)].mean())
 
 
 def subject_statistics(subject) -> dict:
     """The checks of one :class:`~stnet_lib.simulation.subject.Subject` (JSON-safe dict)."""
     brain, lesion = subject.masks["brain"], subject.masks["lesion"]
     healthy = brain & (np.nan_to_num(subject.truth["rcbf"], nan=0.0) == 1.0) & (np.nan_to_num(subject.truth["rcbv"]) == 1.0)
+    healthy &= ~subject.masks.get("wmh", np.zeros_like(brain))  # white-matter disease has its own values
     pgm, pwm = subject.tissue["gm"][healthy], subject.tissue["wm"][healthy]
     gm_cbf, wm_cbf = class_values(subject.truth["cbf"][healthy], pgm, pwm)
     gm_cbv, wm_cbv = class_values(subject.truth["cbv"][healthy], pgm, pwm)
-    n_base = subject.params["n_baseline_frames"]
+    n_base, start = subject.params["n_baseline_frames"], subject.params.get("n_non_steady_frames", 0)
     gm_voxels = healthy & (subject.tissue["gm"] > 0.5)
     stats = {
         "gm_cbf": gm_cbf, "wm_cbf": wm_cbf, "gm_cbv": gm_cbv, "wm_cbv": wm_cbv,
         "gm_mtt_s": 60 * gm_cbv / gm_cbf, "wm_mtt_s": 60 * wm_cbv / wm_cbf,
-        "snr_measured": measured_snr(subject.signal, brain, n_base),
-        "gm_drop": gm_signal_drop(subject.signal, gm_voxels, n_base) if gm_voxels.any() else float("nan"),
+        "snr_measured": measured_snr(subject.signal, brain, n_base, start),
+        "gm_drop": gm_signal_drop(subject.signal, gm_voxels, n_base, start) if gm_voxels.any() else float("nan"),
         "tmax_healthy_p99_s": float(np.nanpercentile(subject.truth["tmax"][brain & ~lesion], 99)),
     }
     return {key: round(float(value), 4) for key, value in stats.items()}

@@ -7,9 +7,13 @@ Rician noise, and returns a :class:`Subject` with the series and its truth (CBV,
 Tmax, hypoperfusion and core masks). Parameter values follow simulation_recipe.md; §-numbers
 below refer to it.
 
+The realism features of issue #16 (``config.realism``, :mod:`.realism`) add an arterial plateau and
+a late recirculation, non-steady first frames, in-plane correlated noise, large vessels, CSF as its
+own compartment, interleaved slice timing and older brains (decision 0040).
+
 The generator ``rng`` is split into independent streams (acquisition, anatomy, haemodynamics,
-lesion, noise), so that a noise-free subject (``config.noise = False``) is the noisy one
-without its noise.
+lesion, noise, realism), so that a noise-free subject (``config.noise = False``) is the noisy one
+without its noise, and turning a realism feature off changes nothing else.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..constants import TMAX_THRESHOLD_S
-from .anatomy import MNI_NOTICE, draw_pose, make_anatomy, smooth_field
-from .haemodynamics import apply_lesion, draw_tissue_values, healthy_haemodynamics
+from .anatomy import MNI_NOTICE, apply_atrophy, draw_pose, make_anatomy, smooth_field
+from .haemodynamics import (apply_lesion, apply_white_matter_disease, draw_tissue_values, healthy_haemodynamics,
+                            white_matter_disease)
 from .lesion import draw_lesion, severity_field
-from .synthesis import add_rician_noise, blood_signal, tissue_concentration, tissue_signal
-from .vascular import RESIDUE_SHAPES, arterial_input, venous_output
-from .vessels import MCA_PATH_MM, SSS_PATH_MM, n_vessel_voxels, path_voxels
+from .realism import Realism, draw_realism, kernel_coefficient
+from .render import render
+from .synthesis import add_correlated_rician_noise, add_rician_noise
+from .vascular import RESIDUE_SHAPES
+from .vessels import MCA_PATH_MM, SSS_PATH_MM, n_vessel_voxels, path_voxels, vessel_fractions
 
 __all__ = ["SubjectConfig", "Subject", "draw_acquisition", "make_subject", "CORE_RCBF"]
 
@@ -49,6 +56,7 @@ class SubjectConfig:
     max_fine_step_s: float = 0.1  # largest fine simulation step [s] (§9: 0.01–0.1)
     brain_tissue_fraction: float = 0.25  # GM + WM fraction from which a voxel is in the brain mask
     tr_s: float | None = None  # fixed frame interval [s] instead of the drawn one (checks only)
+    realism: Realism = Realism()  # realism features of issue #16 (all on; Realism.none(): the simulator before)
 
     @property
     def lesion_volume_scale(self) -> float:
@@ -60,10 +68,15 @@ class SubjectConfig:
 class Subject:
     """A simulated DSC series with its ground truth.
 
-    Arrays are (x, y, z[, t]); maps are float32 with NaN outside ``brain_mask``; masks are bool.
+    Arrays are (x, y, z[, t]); maps are float32 with NaN outside ``brain_mask``; masks are bool,
+    except ``masks["vessel"]`` (uint8: 1 artery, 2 vein, AIF and VOF voxels included), whose
+    voxels are outside ``brain_mask``; ``tissue["vessel"]`` is their large-vessel blood fraction.
     ``c_aif``/``c_vof`` (t,) are the true arterial and venous concentrations [mM] at the frame
-    times; ``c_tissue`` (n_brain, t) the noise-free tissue concentration [mM] of the brain
-    voxels in ``brain_mask`` order. ``params`` holds every drawn value (JSON-safe).
+    times k·TR; ``c_tissue`` (n_brain, t) the noise-free tissue concentration [mM] of the brain
+    voxels in ``brain_mask`` order at the same times (slice timing corrected).
+    ``slice_timing_s`` (z,) is each slice's acquisition time within TR [s]: slice z's frame k is
+    sampled at k·TR + t_z. The truth's Tmax is relative to the arterial input C_a (continuous
+    time, the AIF as reference), whatever the slice. ``params`` holds every drawn value (JSON-safe).
     """
 
     signal: NDArray
@@ -79,6 +92,7 @@ class Subject:
     c_vof: NDArray
     c_tissue: NDArray
     params: dict = field(default_factory=dict)
+    slice_timing_s: NDArray | None = None
 
     @property
     def time_s(self) -> NDArray:
@@ -87,9 +101,10 @@ class Subject:
 
 
 def draw_acquisition(rng: np.random.Generator) -> dict:
-    """Acquisition, bolus and noise of one subject (§1.3, §2, §5, §9)."""
+    """Acquisition, bolus and noise of one subject (§1.3, §2, §5, §9); relaxivities follow the field
+    (:func:`stnet_lib.constants.relaxivities`)."""
     field_t = float(rng.choice([1.5, 3.0]))
-    te_ms = rng.uniform(40, 50) if field_t == 1.5 else rng.uniform(20, 35)
+    te_ms = rng.uniform(40, 50) if field_t == 1.5 else rng.uniform(25, 35)  # Boxerman 2020; 3 T from 25 ms (issue #16)
     tr_s = rng.uniform(1.2, 1.9)
     values = {
         "field_t": field_t, "te_ms": te_ms, "tr_s": tr_s,
@@ -102,22 +117,6 @@ def draw_acquisition(rng: np.random.Generator) -> dict:
         "coil_amplitude": rng.uniform(0.05, 0.1),
     }
     return {key: round(float(value), 4) for key, value in values.items()}
-
-
-def _fine_grid(tr_s: float, n_frames: int, max_step_s: float) -> tuple[int, float, int]:
-    n_sub = int(np.ceil(tr_s / max_step_s - 1e-9))
-    return n_sub, tr_s / n_sub, (n_frames - 1) * n_sub + 1
-
-
-def _blood_curves(acq: dict, dt_s: float, n_fine: int, n_sub: int) -> tuple[NDArray, NDArray, NDArray]:
-    """C_a at (i − ½)·dt for the kernels, and C_a, C_v at the frame times [mM]."""
-    half_steps = (np.arange(2 * n_fine) / 2.0 - 0.5) * dt_s
-    c_all = arterial_input(half_steps, t0_s=acq["aif_t0_s"], alpha=acq["aif_alpha"], beta_s=acq["aif_beta_s"],
-                           peak_mM=acq["aif_peak_mM"], recirc_delay_s=acq["recirc_delay_s"],
-                           recirc_fraction=acq["recirc_fraction"], recirc_tau_s=acq["recirc_tau_s"])
-    c_half, c_grid = c_all[0::2], c_all[1::2]
-    c_vof = venous_output(c_half, dt_s, transit_s=acq["vof_transit_s"])
-    return c_half, c_grid[::n_sub], c_vof[::n_sub]
 
 
 def _fields(shape, voxel_mm, sim: NDArray, rng) -> dict:
@@ -137,7 +136,7 @@ def make_subject(config: SubjectConfig, rng: np.random.Generator) -> Subject:
     Parameters
     ----------
     config : SubjectConfig
-        Grid, frames, lesion and noise switches.
+        Grid, frames, lesion, noise and realism switches.
     rng : numpy.random.Generator
         Source of every random draw (split into independent streams here).
 
@@ -145,38 +144,71 @@ def make_subject(config: SubjectConfig, rng: np.random.Generator) -> Subject:
     -------
     Subject
     """
-    acq_rng, anat_rng, haemo_rng, lesion_rng, noise_rng = rng.spawn(5)
+    acq_rng, anat_rng, haemo_rng, lesion_rng, noise_rng, realism_rng = rng.spawn(6)
     acq = draw_acquisition(acq_rng)
     if config.tr_s is not None:
         acq["tr_s"] = float(config.tr_s)
+    real = draw_realism(realism_rng, config.realism)
+    older = config.realism.older_brains and real["older"]
+    if older:
+        acq["aif_beta_s"] = round(acq["aif_beta_s"] * real["bolus_width_factor"], 4)
+    atrophy_rng, wmh_rng, vessel_rng = realism_rng.spawn(3)
     anatomy = make_anatomy(config.shape, config.voxel_mm, draw_pose(anat_rng, config.slab_centre_mm))
+    if older:
+        apply_atrophy(anatomy, real["atrophy"], smooth_field(config.shape, config.voxel_mm, 15.0, atrophy_rng))
     sim = anatomy.pgm + anatomy.pwm > PERFUSED_TISSUE_FRACTION
     fields = _fields(config.shape, config.voxel_mm, sim, haemo_rng)
     lesion = draw_lesion(lesion_rng, config.lesion_volume_scale) if config.has_lesion else None
     masks = _structure_masks(config, anatomy, -lesion.side if lesion else int(lesion_rng.choice([-1, 1])))
+    vessels = _large_vessels(config, anatomy, masks, real, vessel_rng)
     values = draw_tissue_values(haemo_rng)
-    h = healthy_haemodynamics(anatomy.pgm[sim], anatomy.pwm[sim], fields, values)
-    lesion_info = {}
-    if lesion:
-        severity = severity_field(anatomy.mni_mm[sim], lesion, fields["patch"])
-        voxel_ml = float(np.prod(config.voxel_mm)) / 1000.0
-        lesion_info = apply_lesion(h, severity, lesion, voxel_ml, calibration=masks["brain"][sim])
-    signal, c_sim, c_aif, c_vof, extras = _render(config, acq, anatomy, sim, fields["coil"], h, masks, anat_rng)
+    h, wmh, lesion_info = _haemodynamics(config, anatomy, sim, fields, values, lesion, masks["brain"],
+                                         real if older else None, wmh_rng)
+    signal, c_tissue, c_aif, c_vof, extras = render(config, acq, real, anatomy, sim, fields["coil"], h, masks, vessels, anat_rng)
     if config.noise:
-        add_rician_noise(signal, extras["noise_sigma"], noise_rng)
+        _add_noise(signal, extras["noise_sigma"], noise_rng, config.realism, real)
     truth, aux = _truth_maps(h, sim, masks["brain"], config.shape)
-    masks["lesion"] = masks["brain"] & (np.nan_to_num(truth["tmax"]) > TMAX_THRESHOLD_S)
-    masks["core"] = masks["brain"] & (np.nan_to_num(aux["rcbf"], nan=1.0) < CORE_RCBF)
+    _truth_masks(masks, truth, aux, sim, wmh)
+    slice_timing_s = np.asarray(extras["slice_timing_s"])
+    first_sampled_s = acq["aif_t0_s"] - float(slice_timing_s.max())
     params = {
         "config": dataclasses.asdict(config), "acquisition": acq, "tissue_values": values, "pose": anatomy.pose,
-        **extras, "n_baseline_frames": int(np.ceil(acq["aif_t0_s"] / acq["tr_s"])),
+        "realism": {**real, "older": older}, **extras, "n_baseline_frames": int(np.ceil(first_sampled_s / acq["tr_s"])),
+        "n_non_steady_frames": len(extras["frame_factors"]),
         "lesion": dataclasses.asdict(lesion) if lesion else None, "lesion_levels": lesion_info,
         "residue_shapes": list(RESIDUE_SHAPES), "mni_notice": MNI_NOTICE,
     }
     return Subject(signal=signal, affine=anatomy.affine, te_ms=acq["te_ms"], tr_s=acq["tr_s"],
                    field_t=acq["field_t"], snr=acq["snr"], masks=masks, truth={**truth, **aux},
-                   tissue={"gm": anatomy.pgm, "wm": anatomy.pwm, "csf": anatomy.pcsf},
-                   c_aif=c_aif, c_vof=c_vof, c_tissue=c_sim[masks["brain"][sim]], params=params)
+                   tissue={"gm": anatomy.pgm, "wm": anatomy.pwm, "csf": anatomy.pcsf, "vessel": sum(vessels)},
+                   c_aif=c_aif, c_vof=c_vof, c_tissue=c_tissue, params=params, slice_timing_s=slice_timing_s)
+
+
+def _haemodynamics(config: SubjectConfig, anatomy, sim: NDArray, fields: dict, values: dict, lesion, brain: NDArray,
+                   older: dict | None, wmh_rng) -> tuple:
+    """Healthy haemodynamics, white-matter disease (``older``: the realism values of an older subject)
+    and the lesion, of the perfused voxels ``sim``: (Haemodynamics, WMH voxels (bool, 1-D), lesion levels)."""
+    pgm, pwm = anatomy.pgm[sim], anatomy.pwm[sim]
+    h = healthy_haemodynamics(pgm, pwm, fields, values)
+    wmh = np.zeros(pgm.size, bool)
+    if older is not None:
+        wmh = white_matter_disease(pgm, pwm, smooth_field(config.shape, config.voxel_mm, 8.0, wmh_rng, sim), older["wmh_fraction"])
+        apply_white_matter_disease(h, pgm, pwm, wmh, values, older)
+    lesion_info = {}
+    if lesion:
+        severity = severity_field(anatomy.mni_mm[sim], lesion, fields["patch"])
+        voxel_ml = float(np.prod(config.voxel_mm)) / 1000.0
+        lesion_info = apply_lesion(h, severity, lesion, voxel_ml, calibration=brain[sim])
+    return h, wmh, lesion_info
+
+
+def _truth_masks(masks: dict, truth: dict, aux: dict, sim: NDArray, wmh: NDArray) -> None:
+    """Lesion (Tmax > 6 s), core (rCBF < 0.3) and white-matter disease, in the brain, read off the truth."""
+    masks["lesion"] = masks["brain"] & (np.nan_to_num(truth["tmax"]) > TMAX_THRESHOLD_S)
+    masks["core"] = masks["brain"] & (np.nan_to_num(aux["rcbf"], nan=1.0) < CORE_RCBF)
+    masks["wmh"] = np.zeros(sim.shape, bool)
+    masks["wmh"][sim] = wmh
+    masks["wmh"] &= masks["brain"]
 
 
 def _structure_masks(config: SubjectConfig, anatomy, aif_side: int) -> dict:
@@ -188,46 +220,29 @@ def _structure_masks(config: SubjectConfig, anatomy, aif_side: int) -> dict:
     return {"brain": brain, "aif": aif, "vof": vof}
 
 
-def _render(config: SubjectConfig, acq: dict, anatomy, sim: NDArray, coil: NDArray, h, masks: dict, rng):
-    """Noise-free signal (x, y, z, t), perfused-voxel concentrations, C_a and C_v at the frames, extras.
+def _large_vessels(config: SubjectConfig, anatomy, masks: dict, real: dict, rng) -> tuple[NDArray, NDArray]:
+    """Arterial and venous blood fractions of the large vessels (zero without ``large_vessels``).
 
-    The delays are rounded to the fine step here (``h.delay_s`` is updated: the truth uses them).
+    Sets ``masks["vessel"]`` (1 artery, 2 vein; AIF and VOF voxels included) and removes those
+    voxels from ``masks["brain"]``: their CBF, MTT and Tmax are not a tissue's (decision 0040).
     """
-    n_sub, dt_s, n_fine = _fine_grid(acq["tr_s"], config.n_frames, config.max_fine_step_s)
-    delay_steps = np.round(h.delay_s / dt_s).astype(np.int64)
-    h.delay_s = delay_steps * dt_s
-    c_half, c_aif, c_vof = _blood_curves(acq, dt_s, n_fine, n_sub)
-    c_sim = tissue_concentration(c_half, dt_s, n_sub, config.n_frames, cbf=h.cbf, mtt_s=h.mtt_s,
-                                 dispersion_s=h.dispersion_s, shape=h.shape, delay_steps=delay_steps)
-    s0 = _baseline_map(anatomy, coil, acq)
-    signal = np.empty(config.shape + (config.n_frames,), np.float32)
-    signal[...] = s0[..., None]
-    signal[sim] = tissue_signal(c_sim, s0[sim], acq["te_ms"], acq["field_t"])
-    fractions = _add_vessels(signal, masks["aif"], masks["vof"], c_aif, c_vof, acq, rng)
-    extras = {"fine_step_s": dt_s, "noise_sigma": float(np.median(s0[masks["brain"]])) / acq["snr"],
-              "vessel_partial_volume": fractions}
-    return signal, c_sim, c_aif, c_vof, extras
+    arterial, venous = np.zeros((2,) + config.shape, np.float32)
+    if config.realism.large_vessels:
+        arterial, venous = vessel_fractions(anatomy, config.voxel_mm, real, rng, exclude=masks["aif"] | masks["vof"])
+    label = np.where(arterial + venous > 0, np.where(arterial >= venous, 1, 2), 0).astype(np.uint8)
+    label[masks["aif"]], label[masks["vof"]] = 1, 2
+    masks["vessel"] = label
+    masks["brain"] &= label == 0
+    return arterial, venous
 
 
-def _baseline_map(anatomy, coil: NDArray, acq: dict) -> NDArray:
-    """S0 = scale·(GM + 0.8·WM + r_CSF·CSF)·coil field (§1.4: WM:GM:CSF ≈ 0.8:1:1.3–1.6, ±10–20 %)."""
-    relative = anatomy.pgm + 0.8 * anatomy.pwm + acq["s0_csf_ratio"] * anatomy.pcsf
-    return (acq["s0_gm"] * relative * np.exp(acq["coil_amplitude"] * coil)).astype(np.float32)
-
-
-def _add_vessels(signal, aif_mask, vof_mask, c_aif, c_vof, acq, rng) -> dict:
-    """Two-compartment vessel voxels: f·S0_blood·e^(−TE·ΔR2*_blood) + (1 − f)·(voxel's own signal).
-
-    Arterial partial volume f ~ U[0.5, 1] (§4.4, §9), venous f ~ U[0.7, 1]; blood S0 is GM's
-    (arterial) or 0.7 of it (venous, deoxygenated) [H].
-    """
-    fractions = {}
-    for name, mask, curve, low, s0_blood in (("aif", aif_mask, c_aif, 0.5, 1.0), ("vof", vof_mask, c_vof, 0.7, 0.7)):
-        f = rng.uniform(low, 1.0, int(mask.sum()))
-        blood = acq["s0_gm"] * s0_blood * blood_signal(curve, acq["te_ms"], acq["field_t"])
-        signal[mask] = (f[:, None] * blood[None, :] + (1.0 - f[:, None]) * signal[mask]).astype(np.float32)
-        fractions[name] = np.round(f, 4).tolist()
-    return fractions
+def _add_noise(signal: NDArray, sigma: float, rng, realism: Realism, real: dict) -> None:
+    """Rician noise: white (recipe §5), or in-plane correlated (``realism.correlated_noise``)."""
+    if realism.correlated_noise:
+        coefficients = (kernel_coefficient(real["noise_correlation_x"]), kernel_coefficient(real["noise_correlation_y"]))
+        add_correlated_rician_noise(signal, sigma, rng, coefficients)
+    else:
+        add_rician_noise(signal, sigma, rng)
 
 
 def _truth_maps(h, sim: NDArray, brain: NDArray, shape) -> tuple[dict, dict]:

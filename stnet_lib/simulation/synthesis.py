@@ -17,15 +17,23 @@ from ..constants import K_H, RHO_G_PER_ML
 from ..signal import concentration_to_delta_r2, delta_r2_to_signal
 from .vascular import DISPERSION_NODES_S, MTT_NODES_S, kernel_table, node_weights
 
-__all__ = ["tissue_concentration", "blood_signal", "tissue_signal", "add_rician_noise"]
+__all__ = ["tissue_kernel_table", "tissue_concentration", "blood_signal", "tissue_signal", "add_rician_noise", "add_correlated_rician_noise"]
 
 #: CBF [ml/100g/min] → [ml/g/s].
 _PER_100G_MIN_TO_PER_G_S = 1.0 / 6000.0
 
 
+def tissue_kernel_table(c_aif_half: NDArray, dt_s: float, mtt_s: NDArray) -> tuple[NDArray, NDArray]:
+    """MTT nodes spanning ``mtt_s`` and their :func:`~stnet_lib.simulation.vascular.kernel_table`."""
+    lo = max(int(np.searchsorted(MTT_NODES_S, mtt_s.min(), side="right")) - 1, 0)
+    hi = min(int(np.searchsorted(MTT_NODES_S, mtt_s.max())) + 1, MTT_NODES_S.size)
+    nodes = MTT_NODES_S[lo:hi]
+    return nodes, kernel_table(c_aif_half, dt_s, nodes)
+
+
 def tissue_concentration(c_aif_half: NDArray, dt_s: float, n_sub: int, n_frames: int, *, cbf: NDArray,
                          mtt_s: NDArray, dispersion_s: NDArray, shape: NDArray, delay_steps: NDArray,
-                         chunk: int = 1 << 16) -> NDArray:
+                         table: tuple[NDArray, NDArray] | None = None, chunk: int = 1 << 16) -> NDArray:
     """Tissue concentration C_t(k·TR) [mM] of every voxel, float32.
 
     Parameters
@@ -41,17 +49,17 @@ def tissue_concentration(c_aif_half: NDArray, dt_s: float, n_sub: int, n_frames:
     shape : ndarray of int, shape (n_vox,)
         Residue shape index.
     delay_steps : ndarray of int, shape (n_vox,)
-        Arrival delay in fine steps (δ = delay_steps·dt_s).
+        Arrival delay in fine steps (δ = delay_steps·dt_s); negative values sample later (a slice
+        acquired later within TR), which needs ``c_aif_half`` to reach that far.
+    table : (ndarray, ndarray), optional
+        :func:`tissue_kernel_table` of ``c_aif_half`` for MTTs spanning ``mtt_s`` (computed when None).
 
     Returns
     -------
     ndarray, shape (n_vox, n_frames), float32
         C_t = (ρ/k_H)·CBF·(C_a ⊗ h ⊗ R)(k·TR − δ).
     """
-    lo = max(int(np.searchsorted(MTT_NODES_S, mtt_s.min(), side="right")) - 1, 0)
-    hi = min(int(np.searchsorted(MTT_NODES_S, mtt_s.max())) + 1, MTT_NODES_S.size)
-    nodes = MTT_NODES_S[lo:hi]
-    table = kernel_table(c_aif_half, dt_s, nodes)
+    nodes, table = tissue_kernel_table(c_aif_half, dt_s, mtt_s) if table is None else table
     n_m, n_d, n_t = table.shape[1:]
     flat = table.reshape(-1)
     m0, wm = node_weights(nodes, mtt_s)
@@ -101,6 +109,36 @@ def add_rician_noise(signal: NDArray, sigma: float, rng: np.random.Generator, *,
             real = row + np.float32(sigma) * generator.standard_normal(row.shape, dtype=np.float32)
             imag = np.float32(sigma) * generator.standard_normal(row.shape, dtype=np.float32)
             np.hypot(real, imag, out=row)
+
+    with ThreadPoolExecutor(n_streams) as pool:
+        list(pool.map(fill, blocks, rng.spawn(n_streams)))
+    return signal
+
+
+def add_correlated_rician_noise(signal: NDArray, sigma: float, rng: np.random.Generator, coefficients: tuple[float, float],
+                                *, n_streams: int = 2) -> NDArray:
+    """Magnitude of S + n_re + i·n_im with in-plane correlated complex noise of SD σ, in place, float32.
+
+    Each of the two channels is white Gaussian noise filtered along x and y by the 3-tap kernels
+    [c, 1, c] (``coefficients`` = (c_x, c_y), :func:`~stnet_lib.simulation.realism.kernel_coefficient`)
+    and rescaled to SD σ: adjacent voxels along x correlate 2c_x/(1 + 2c_x²), voxels two apart
+    c_x²/(1 + 2c_x²); slices and frames stay independent (decision 0040). The noise is drawn on a
+    grid one voxel larger on every in-plane side, so every voxel has the same statistics.
+    The slices are split into ``n_streams`` fixed blocks, each with its own child generator.
+    """
+    (cx, cy), blocks = coefficients, np.array_split(np.arange(signal.shape[2]), n_streams)
+    scale = np.float32(sigma / np.sqrt((1.0 + 2.0 * cx**2) * (1.0 + 2.0 * cy**2)))
+    nx, ny, _, nt = signal.shape
+
+    def channel(generator):
+        white = generator.standard_normal((nx + 2, ny + 2, nt), dtype=np.float32)
+        along_x = white[1:-1] + np.float32(cx) * (white[:-2] + white[2:])
+        return scale * (along_x[:, 1:-1] + np.float32(cy) * (along_x[:, :-2] + along_x[:, 2:]))
+
+    def fill(slices, generator):
+        for z in slices:
+            plane = signal[:, :, z]
+            np.hypot(plane + channel(generator), channel(generator), out=plane)
 
     with ThreadPoolExecutor(n_streams) as pool:
         list(pool.map(fill, blocks, rng.spawn(n_streams)))

@@ -29,6 +29,7 @@ __all__ = [
     "DISPERSION_NODES_S",
     "gamma_variate",
     "arterial_input",
+    "recirculation_delay_s",
     "venous_output",
     "residue",
     "dispersion_cell_masses",
@@ -67,8 +68,9 @@ def gamma_variate(time_s: NDArray, t0_s: float, alpha: float, beta_s: float) -> 
 
 
 def arterial_input(time_s: NDArray, *, t0_s: float, alpha: float, beta_s: float, peak_mM: float,
-                   recirc_delay_s: float, recirc_fraction: float, recirc_tau_s: float) -> NDArray:
-    """Arterial concentration C_a(t) [mM]: gamma-variate first pass plus recirculation.
+                   recirc_delay_s: float, recirc_fraction: float, recirc_tau_s: float, plateau_fraction: float = 0.0,
+                   plateau_centre_s: float = 0.0, plateau_width_s: float = 2.0, plateau_decay_per_s: float = 0.0) -> NDArray:
+    """Arterial concentration C_a(t) [mM]: gamma-variate first pass, recirculation, steady-state plateau.
 
     Parameters
     ----------
@@ -81,6 +83,10 @@ def arterial_input(time_s: NDArray, *, t0_s: float, alpha: float, beta_s: float,
     recirc_delay_s, recirc_fraction, recirc_tau_s : float
         Recirculation K·[GV(t − t_d) ⊗ e^(−t/τ)/τ] (dsc-mri-toolbox form, recipe §2.2); with the
         unit-area kernel its area is ``recirc_fraction`` times the first pass's.
+    plateau_fraction, plateau_centre_s, plateau_width_s, plateau_decay_per_s : float
+        Steady state P·GV_peak·e^(−k(t − t_c))/(1 + e^(−(t − t_c)/w)), the late term of Parker's
+        population AIF (Parker et al. 2006; decision 0040): a level P times the first pass's peak,
+        reached around t_c [s] within w [s], decaying at k [1/s]. P = 0 (default): none.
 
     Returns
     -------
@@ -94,7 +100,23 @@ def arterial_input(time_s: NDArray, *, t0_s: float, alpha: float, beta_s: float,
     kernel = np.exp(-(np.arange(time_s.size) + 0.5) * dt_s / recirc_tau_s) * dt_s / recirc_tau_s
     recirc = _causal_convolve(delayed, kernel)
     curve = first + recirc_fraction * recirc
+    if plateau_fraction > 0:
+        lag = time_s - plateau_centre_s
+        sigmoid = 0.5 * (1.0 + np.tanh(0.5 * lag / plateau_width_s))  # 1/(1 + e^(−lag/w)) without overflow
+        curve = curve + plateau_fraction * first.max() * np.exp(-plateau_decay_per_s * lag) * sigmoid
     return peak_mM * curve / curve.max()
+
+
+def recirculation_delay_s(second_pass_delay_s: float, alpha: float, beta_s: float, tau_s: float, *, dt_s: float = 0.01) -> float:
+    """Shift t_d of the recirculation GV(t − t_d) ⊗ e^(−t/τ)/τ whose peak comes ``second_pass_delay_s`` after the GV's.
+
+    The exponential kernel moves the gamma variate's peak (at α·β) later by Δ; t_d = delay − Δ.
+    """
+    time_s = np.arange(0.0, alpha * beta_s * 6 + 10 * tau_s, dt_s)
+    first = gamma_variate(time_s, 0.0, alpha, beta_s)
+    kernel = np.exp(-(np.arange(time_s.size) + 0.5) * dt_s / tau_s)
+    shift = time_s[int(np.argmax(_causal_convolve(first, kernel)))] - time_s[int(np.argmax(first))]
+    return float(second_pass_delay_s - shift)
 
 
 def venous_output(c_aif_half: NDArray, dt_s: float, *, transit_s: float, shape: float = 4.0) -> NDArray:
