@@ -179,3 +179,21 @@ def test_cohort_notebook_helpers(smoke_cohort):
 
     for figure in (plots.plot_subject(subject), plots.plot_region_curves(curves), plots.plot_cohort_distributions(manifest)):
         assert check_figure(figure) == []
+
+
+def test_cohort_realism_table_puts_the_cohort_beside_the_real_slice(smoke_cohort):
+    """One row per realism statistic: the cohort's median and range (same function, same mask rules) and
+    the real slice's value where ../shared/data is present."""
+    from conftest import SHARED_DATA_DIR
+    from stnet_lib.experiments.realism import REALISM_STATISTICS, cohort_realism_table
+
+    out, _ = smoke_cohort
+    real = SHARED_DATA_DIR / "real_dsc" / "moyamoya_cerebellum_dsc.nii.gz"
+    table = cohort_realism_table(load_manifest(out / "data_manifest.csv"), real if real.is_file() else None)
+    assert table["statistic"].tolist() == list(REALISM_STATISTICS.values())
+    assert (table["subjects"] == COHORTS["smoke"].n_subjects).all()
+    assert (table["cohort min"] <= table["cohort median"]).all() and (table["cohort median"] <= table["cohort max"]).all()
+    first_frame = table.set_index("statistic").loc[REALISM_STATISTICS["first_frame_ratio"]]
+    assert 1.0 <= first_frame["cohort median"] <= 1.3
+    if real.is_file():
+        assert first_frame["real slice"] == pytest.approx(1.214, abs=0.01)

@@ -200,12 +200,12 @@ def realism_statistics(signal: np.ndarray, brain_mask: np.ndarray, aif_mask: np.
 def scan_realism(dsc_path, tr_s: float | None = None, *, aif_mask: np.ndarray | None = None) -> dict:
     """:func:`realism_statistics` of a series on disk, with the brain mask computed from it
     (:func:`stnet_lib.masking.compute_brain_mask`, as for any clinical scan) and TR from its header
-    when ``tr_s`` is None."""
+    when ``tr_s`` is None or NaN (a manifest's empty ``tr_s``)."""
     import nibabel as nib
 
     image = nib.load(dsc_path)
     signal = np.asarray(image.dataobj, dtype=np.float32)
-    tr_s = float(image.header.get_zooms()[3]) if tr_s is None else float(tr_s)
+    tr_s = float(image.header.get_zooms()[3]) if tr_s is None or not np.isfinite(tr_s) else float(tr_s)
     return realism_statistics(signal, compute_brain_mask(signal), aif_mask, tr_s)
 
 
