@@ -33,7 +33,7 @@ from .maps import PerfusionMaps
 from .metrics.overlap import hypoperfusion_mask
 
 __all__ = ["SummaryConfig", "HypoperfusionSummary", "MidSagittalPlane", "mid_sagittal_plane", "hemisphere_masks",
-           "hypoperfusion_summary"]
+           "hypoperfusion_summary", "tmax_volumes"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ class SummaryConfig:
 
         object.__setattr__(self, "tmax_thresholds_s", seconds(self.tmax_thresholds_s, "tmax_thresholds_s"))
         object.__setattr__(self, "hir_thresholds_s", seconds(self.hir_thresholds_s, "hir_thresholds_s", 2))
+        if self.hir_thresholds_s[0] == self.hir_thresholds_s[1]:
+            raise StnetInputError(f"hir_thresholds_s must be two different thresholds (e.g. 10, 6); got "
+                                  f"{self.hir_thresholds_s}")
         for name in ("lesion_tmax_s", "normal_tmax_s"):
             object.__setattr__(self, name, seconds(getattr(self, name), name, 1)[0])
         if not 0 < float(self.rcbf_threshold) < 1:
@@ -138,7 +141,8 @@ def _key(value: float) -> str:
     return f"{value:g}".replace(".", "p")
 
 
-def _volumes(tmax: NDArray, brain: NDArray, thresholds_s, voxel_ml: float) -> dict:
+def tmax_volumes(tmax: NDArray, brain: NDArray, thresholds_s, voxel_ml: float) -> dict:
+    """``{"tmax_gt_<t>s_ml": volume}``: the brain's volume [ml] with Tmax > t [s] (strictly; NaN never counts)."""
     return {f"tmax_gt_{_key(t)}s_ml": float(np.count_nonzero(hypoperfusion_mask(tmax, threshold_s=t) & brain))
             * voxel_ml for t in thresholds_s}
 
@@ -218,8 +222,8 @@ def hypoperfusion_summary(maps: PerfusionMaps, brain_mask: NDArray, affine: NDAr
     voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
     tmax = np.asarray(maps.tmax, dtype=np.float64)
     values = {"voxel_volume_ml": voxel_ml, "brain_volume_ml": float(brain.sum()) * voxel_ml,
-              **_volumes(tmax, brain, config.tmax_thresholds_s, voxel_ml)}
-    high, low = _volumes(tmax, brain, config.hir_thresholds_s, voxel_ml).values()
+              **tmax_volumes(tmax, brain, config.tmax_thresholds_s, voxel_ml)}
+    high, low = tmax_volumes(tmax, brain, config.hir_thresholds_s, voxel_ml).values()
     hir_s = [_key(t) for t in config.hir_thresholds_s]
     values["hypoperfusion_intensity_ratio"], values["hypoperfusion_intensity_ratio_note"] = _ratio(
         high, low, f"Tmax > {hir_s[1]} s")

@@ -167,7 +167,21 @@ def _figures():
         "cohort_subject": lambda: cohort_plots.plot_subject(_fake_subject(rng)),
         "cohort_region_curves": lambda: cohort_plots.plot_region_curves(_fake_region_curves(time_s)),
         "cohort_distributions": lambda: cohort_plots.plot_cohort_distributions(_fake_cohort_manifest(rng)),
+        "bland_altman": lambda: _fake_bland_altman(rng),
     }
+
+
+def _fake_bland_altman(rng):
+    from stnet_lib.experiments.volumes import QUANTITIES, volume_agreement
+    from stnet_lib.plotting.results import plot_bland_altman
+
+    rows = [{"subject_id": f"sub-{s}", "method": m, "quantity": q, "truth": t, "estimate": t * rng.uniform(0.7, 1.3)}
+            for s in range(6) for m in ("stnet", "osvd") for q, t in zip(QUANTITIES, rng.uniform(5, 80, 2).tolist()
+                                                                            + [rng.uniform(0.2, 0.8)])]
+    volumes = pd.DataFrame(rows).assign(mean=lambda t: (t["estimate"] + t["truth"]) / 2,
+                                        difference=lambda t: t["estimate"] - t["truth"])
+    return plot_bland_altman(volumes, volume_agreement(volumes), methods=("stnet", "osvd"),
+                             title="Hypoperfusion volumes of 6 fake subjects against the truth")
 
 
 def _fake_subject(rng) -> dict:

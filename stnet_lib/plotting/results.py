@@ -10,7 +10,7 @@ from ..paper import TIMING_DEVICE
 from ._style import AXIS_LABELS, MAP_LABELS, METHOD_COLOURS, METRIC_LABELS, REGION_LABELS, _finish
 
 __all__ = ["plot_metric_boxes", "plot_segmentation_boxes", "plot_learning_curve", "plot_ablation",
-           "plot_output_ablation", "plot_timing", "plot_noise_study", "plot_osipi"]
+           "plot_output_ablation", "plot_timing", "plot_noise_study", "plot_osipi", "plot_bland_altman"]
 
 def plot_metric_boxes(results, *, metrics, methods, regions=("WB", "HP"), maps=("cbv", "cbf", "tmax"),
                       labels: dict | None = None, title: str = "Agreement of each map with the reference, per subject"):
@@ -209,4 +209,57 @@ def plot_osipi(results, *, labels: dict | None = None,
         ax.set_xlabel(f"reference {quantity} [{unit}]")
         ax.set_ylabel(f"estimated {quantity} [{unit}]")
         ax.legend(fontsize=8)
+    return _finish(figure, title)
+
+
+#: Bland–Altman panels: quantity key → (panel name, unit; "" for a ratio).
+BLAND_ALTMAN_QUANTITIES = {"tmax_gt_6s_ml": ("Tmax > 6 s", "ml"), "tmax_gt_10s_ml": ("Tmax > 10 s", "ml"),
+                           "hir": ("HIR", "")}
+
+
+def _bland_altman_panel(ax, pairs, stats, colour) -> None:
+    """Differences against means, the bias (solid) and the limits of agreement (dashed) with their values."""
+    ax.axhline(0.0, color="grey", lw=0.8, ls=":")
+    ax.plot(pairs["mean"], pairs["difference"], "o", color=colour, alpha=0.7, markersize=4)
+    if stats is None or not np.isfinite(stats["bias"]):
+        ax.text(0.5, 0.5, "no pairs", transform=ax.transAxes, ha="center")
+        return
+    lines = [("bias", stats["bias"], "-")]
+    if np.isfinite(stats["sd"]):
+        lines += [("+1.96 SD", stats["loa_high"], "--"), ("−1.96 SD", stats["loa_low"], "--")]
+    for name, value, style in lines:
+        ax.axhline(value, color="black", lw=1, ls=style)
+        ax.annotate(f"{name} {value:.3g}", (1.0, value), xycoords=("axes fraction", "data"), ha="right",
+                    va="bottom", fontsize=7)
+    shown = np.concatenate([pairs["difference"].to_numpy(dtype=float), [0.0], [v for _, v, _ in lines]])
+    low, high = float(np.min(shown)), float(np.max(shown))
+    pad = 0.15 * (high - low) if high > low else 1.0
+    ax.set_ylim(low - pad, high + pad)
+
+
+def plot_bland_altman(volumes, agreement, *, methods, quantities=tuple(BLAND_ALTMAN_QUANTITIES),
+                      labels: dict | None = None,
+                      title: str = "Hypoperfusion volumes against the truth (Bland–Altman)"):
+    """One row per method, one panel per quantity: estimate − truth against their mean, per subject.
+
+    ``volumes``: :func:`stnet_lib.experiments.volumes.subject_volumes` (columns ``method``,
+    ``quantity``, ``mean``, ``difference``); ``agreement``: :func:`~stnet_lib.experiments.volumes.
+    volume_agreement` (``bias``, ``sd``, ``loa_low``, ``loa_high`` per method and quantity), drawn
+    as the bias line and the bias ± 1.96 SD lines.
+    """
+    labels = labels or {}
+    figure, axes = plt.subplots(len(methods), len(quantities), figsize=(3.6 * len(quantities),
+                                                                         2.7 * len(methods) + 0.5), squeeze=False)
+    for r, method in enumerate(methods):
+        for c, quantity in enumerate(quantities):
+            ax, (name, unit) = axes[r, c], BLAND_ALTMAN_QUANTITIES.get(quantity, (quantity, ""))
+            picked = (agreement["method"] == method) & (agreement["quantity"] == quantity)
+            stats = agreement[picked].iloc[0] if picked.any() else None
+            pairs = volumes[(volumes["method"] == method) & (volumes["quantity"] == quantity)].dropna(
+                subset=["mean", "difference"])
+            _bland_altman_panel(ax, pairs, stats, METHOD_COLOURS.get(method, "tab:purple"))
+            bracket = f" [{unit}]" if unit else ""
+            ax.set_title(f"{labels.get(method, method)}: {name}", fontsize=9)
+            ax.set_xlabel(f"mean of estimate and truth{bracket}", fontsize=8)
+            ax.set_ylabel(f"estimate − truth{bracket}", fontsize=8)
     return _finish(figure, title)
