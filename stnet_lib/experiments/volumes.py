@@ -122,7 +122,8 @@ def bland_altman(estimate, truth) -> dict:
 
 
 def volume_agreement(volumes: pd.DataFrame, methods=None) -> pd.DataFrame:
-    """Per method × quantity: ``n``, mean truth, ``bias``, ``sd``, ``loa_low``, ``loa_high`` (:func:`bland_altman`)."""
+    """Per method × quantity: ``n``, the truth's mean over those pairs, ``bias``, ``sd``, ``loa_low``, ``loa_high``
+    (:func:`bland_altman`)."""
     methods = list(dict.fromkeys(volumes["method"])) if methods is None else list(methods)
     rows = []
     for method in methods:
@@ -130,7 +131,9 @@ def volume_agreement(volumes: pd.DataFrame, methods=None) -> pd.DataFrame:
             pairs = volumes[(volumes["method"] == method) & (volumes["quantity"] == quantity)]
             if pairs.empty:
                 continue
-            rows.append({"method": method, "quantity": quantity, "truth_mean": float(pairs["truth"].mean()),
+            paired = pairs[["estimate", "truth"]].dropna()  # the pairs the statistics use
+            rows.append({"method": method, "quantity": quantity,
+                         "truth_mean": float(paired["truth"].mean()) if len(paired) else float("nan"),
                          **bland_altman(pairs["estimate"], pairs["truth"])})
     return pd.DataFrame(rows, columns=["method", "quantity", "truth_mean", "n", "bias", "sd", "loa_low", "loa_high"])
 
