@@ -142,11 +142,12 @@ def _add_large_vessels(signal, arterial: NDArray, venous: NDArray, c_art, c_ven,
 
 def render(config, acq: dict, realism_values: dict, anatomy, sim: NDArray, coil: NDArray, h, masks: dict,
            vessels: tuple[NDArray, NDArray], rng: np.random.Generator):
-    """Noise-free signal (x, y, z, t), brain-voxel concentrations, C_a and C_v at the frames, extras.
+    """Noise-free signal (x, y, z, t), a function giving the brain voxels' concentrations, C_a and C_v
+    at the frames, extras.
 
     The delays are rounded to the fine step here (``h.delay_s`` is updated: the truth uses them).
-    The returned tissue concentrations (of the voxels of ``masks["brain"]``) are sampled at the
-    reference times k·TR, as a perfect slice-timing correction would give them; the signal of
+    The tissue concentrations (of the voxels of ``masks["brain"]``) are at the reference times k·TR,
+    as a perfect slice-timing correction would give them (computed when called); the signal of
     slice z is sampled at k·TR + t_z.
     """
     switches, n_frames = config.realism, config.n_frames
@@ -161,10 +162,15 @@ def render(config, acq: dict, realism_values: dict, anatomy, sim: NDArray, coil:
     c_sim = tissue_concentration(c_half, timing.dt_s, timing.n_sub, n_frames, **kernels, delay_steps=delay_steps - offsets,
                                  table=table)
     brain = masks["brain"][sim]
-    c_tissue = c_sim[brain]
     if timing.offsets.any():
-        c_tissue = tissue_concentration(c_half, timing.dt_s, timing.n_sub, n_frames, delay_steps=delay_steps[brain],
+        def c_tissue():
+            return tissue_concentration(c_half, timing.dt_s, timing.n_sub, n_frames, delay_steps=delay_steps[brain],
                                         table=table, **{key: value[brain] for key, value in kernels.items()})
+    else:
+        reference = c_sim[brain]
+
+        def c_tissue():
+            return reference
     s0_tissue, s0_csf = _baseline_maps(anatomy, coil, acq)
     signal = np.empty(config.shape + (n_frames,), np.float32)
     signal[...] = (s0_tissue + s0_csf)[..., None]

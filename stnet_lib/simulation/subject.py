@@ -19,6 +19,7 @@ without its noise, and turning a realism feature off changes nothing else.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,9 +91,18 @@ class Subject:
     tissue: dict
     c_aif: NDArray
     c_vof: NDArray
-    c_tissue: NDArray
+    c_tissue_fn: Callable[[], NDArray] = field(repr=False)
     params: dict = field(default_factory=dict)
     slice_timing_s: NDArray | None = None
+    _c_tissue: NDArray | None = field(default=None, init=False, repr=False)
+
+    @property
+    def c_tissue(self) -> NDArray:
+        """Noise-free tissue concentration [mM] of the brain voxels at k·TR, (n_brain, t): computed on
+        first use (with slice timing it is a second pass over the kernel tables)."""
+        if self._c_tissue is None:
+            self._c_tissue = self.c_tissue_fn()
+        return self._c_tissue
 
     @property
     def time_s(self) -> NDArray:
@@ -181,7 +191,7 @@ def make_subject(config: SubjectConfig, rng: np.random.Generator) -> Subject:
     return Subject(signal=signal, affine=anatomy.affine, te_ms=acq["te_ms"], tr_s=acq["tr_s"],
                    field_t=acq["field_t"], snr=acq["snr"], masks=masks, truth={**truth, **aux},
                    tissue={"gm": anatomy.pgm, "wm": anatomy.pwm, "csf": anatomy.pcsf, "vessel": sum(vessels)},
-                   c_aif=c_aif, c_vof=c_vof, c_tissue=c_tissue, params=params, slice_timing_s=slice_timing_s)
+                   c_aif=c_aif, c_vof=c_vof, c_tissue_fn=c_tissue, params=params, slice_timing_s=slice_timing_s)
 
 
 def _haemodynamics(config: SubjectConfig, anatomy, sim: NDArray, fields: dict, values: dict, lesion, brain: NDArray,

@@ -132,13 +132,21 @@ def add_correlated_rician_noise(signal: NDArray, sigma: float, rng: np.random.Ge
 
     def channel(generator):
         white = generator.standard_normal((nx + 2, ny + 2, nt), dtype=np.float32)
-        along_x = white[1:-1] + np.float32(cx) * (white[:-2] + white[2:])
-        return scale * (along_x[:, 1:-1] + np.float32(cy) * (along_x[:, :-2] + along_x[:, 2:]))
+        along_x = np.add(white[:-2], white[2:])
+        along_x *= np.float32(cx)
+        along_x += white[1:-1]
+        out = np.add(along_x[:, :-2], along_x[:, 2:])
+        out *= np.float32(cy)
+        out += along_x[:, 1:-1]
+        out *= scale
+        return out
 
     def fill(slices, generator):
         for z in slices:
             plane = signal[:, :, z]
-            np.hypot(plane + channel(generator), channel(generator), out=plane)
+            real = channel(generator)
+            real += plane
+            np.hypot(real, channel(generator), out=plane)
 
     with ThreadPoolExecutor(n_streams) as pool:
         list(pool.map(fill, blocks, rng.spawn(n_streams)))
