@@ -247,3 +247,23 @@ def test_the_real_slice_statistics_are_those_of_issue_16():
     assert 18.0 <= stats["second_pass_delay_s"] <= 22.0 and 1.15 <= stats["first_frame_ratio"] <= 1.3
     assert 0.3 <= stats["noise_correlation_x"] <= 0.5 and 0.3 <= stats["noise_correlation_y"] <= 0.5
     assert abs(stats["noise_correlation_two_apart"]) < 0.05 and 7.0 <= stats["cbv_p99_p50"] <= 9.5
+
+
+def test_field_and_te_are_drawn_per_subject_with_their_relaxivities():
+    """1.5 T with TE 40–50 ms, 3 T with TE 25–35 ms (Boxerman 2020; issue #16: 25–50 ms); the signal uses
+    the field's relaxivities (the inverse with the same field recovers C_t: test_simulation's round trip)."""
+    from stnet_lib.simulation.subject import draw_acquisition
+
+    draws = [draw_acquisition(np.random.default_rng(seed)) for seed in range(200)]
+    for field_t, (low, high) in ((1.5, (40, 50)), (3.0, (25, 35))):
+        te = np.array([d["te_ms"] for d in draws if d["field_t"] == field_t])
+        assert te.size > 60 and low <= te.min() and te.max() <= high
+
+
+def test_a_cohort_profile_carries_its_realism_into_every_subject_and_its_fingerprint():
+    from stnet_lib.simulation.cohort import CohortProfile, _fingerprint, subject_config
+
+    profile = CohortProfile("x", (8, 8, 2), (4.0, 4.0, 8.0), 1, 0, 0, 0, 0, seed=1)
+    plain = dataclasses.replace(profile, realism=Realism.none())
+    assert subject_config(profile, True).realism == Realism() and subject_config(plain, True).realism == Realism.none()
+    assert _fingerprint(subject_config(profile, True), 1, 0) != _fingerprint(subject_config(plain, True), 1, 0)
