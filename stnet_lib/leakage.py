@@ -52,9 +52,13 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.integrate import cumulative_trapezoid
 
-from ._validation import StnetInputError, check_finite, check_mask, check_positive, check_time_axis
+from ._validation import StnetInputError, check_finite, check_in_allowed, check_mask, check_positive, check_time_axis
 
-__all__ = ["LeakageCorrection", "correct_leakage", "fit_leakage", "leakage_fraction", "reference_curve"]
+__all__ = ["LEAKAGE_METHODS", "LeakageCorrection", "correct_leakage", "correct_brain_curves", "fit_leakage",
+           "leakage_fraction", "leakage_outputs", "reference_curve"]
+
+#: Choices of ``compute_maps(leakage_correction=...)`` and ``stnet maps --leakage-correction``.
+LEAKAGE_METHODS = ("none", "bsw", "bidirectional")
 
 log = logging.getLogger(__name__)
 
@@ -219,3 +223,38 @@ def correct_leakage(delta_r2: NDArray, dt_s: float, *, mask: NDArray | None = No
 
     kep = None if fit["kep_per_s"] is None else volume(fit["kep_per_s"])
     return LeakageCorrection(corrected, volume(fit["k1"]), volume(fit["k2_per_s"]), kep, reference, reference_mask)
+
+
+def correct_brain_curves(delta_r2: NDArray, dt_s: float, method: str) -> LeakageCorrection | None:
+    """The pipeline's step between ΔR2* and concentration: ``method`` of :data:`LEAKAGE_METHODS` on the
+    brain's curves (n_vox, t) [1/s], the reference found automatically; None for ``"none"``."""
+    check_in_allowed(method, LEAKAGE_METHODS, "leakage_correction")
+    if method == "none":
+        return None
+    return correct_leakage(delta_r2, dt_s, bidirectional=method == "bidirectional")
+
+
+def leakage_outputs(correction: LeakageCorrection, brain_mask: NDArray, method: str) -> tuple[dict, dict]:
+    """Volumes and record of a brain's correction (:func:`correct_brain_curves` of ``brain_mask``'s voxels).
+
+    Returns
+    -------
+    volumes : dict
+        ``{"k2": K2 [1/s]}`` (and ``"kep"``: k_ep [1/s], bidirectional) on the brain mask's grid,
+        NaN outside the brain: written as ``k2.nii.gz`` (``kep.nii.gz``) beside the maps.
+    record : dict
+        For ``maps.json``: the method, the reference's voxel count and curve [1/s], K2's median
+        and 5th/95th percentiles over the brain [1/s].
+    """
+    brain = np.asarray(brain_mask, bool)
+    volumes = {}
+    for name, values in (("k2", correction.k2_per_s), ("kep", correction.kep_per_s)):
+        if values is not None:
+            volumes[name] = np.full(brain.shape, np.nan)
+            volumes[name][brain] = values
+    k2 = correction.k2_per_s[np.isfinite(correction.k2_per_s)]
+    record = {"method": method, "reference_voxels": int(np.count_nonzero(correction.reference_mask)),
+              "reference_delta_r2_per_s": np.round(correction.reference, 6).tolist(),
+              "k2_per_s_median": float(np.median(k2)) if k2.size else None,
+              "k2_per_s_p5_p95": np.percentile(k2, [5, 95]).tolist() if k2.size else None}
+    return volumes, record

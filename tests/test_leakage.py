@@ -138,3 +138,24 @@ def test_outside_the_mask_nothing_changes_and_bad_inputs_are_refused(rng):
         correct_leakage(np.zeros((3, N_FRAMES)), TR_S)
     with pytest.raises(StnetInputError, match="dt_s"):
         correct_leakage(series, 0.0)
+
+
+def test_the_pipelines_step_places_k2_on_the_brain_grid_and_records_the_reference(rng):
+    from stnet_lib.leakage import correct_brain_curves, leakage_outputs
+
+    normal = normal_delta_r2(rng)
+    reference = normal.mean(axis=0)
+    leaky = rng.uniform(1.0, 2.0, (10, 1)) * reference - 0.01 * running_integral_fine(reference)[None, :]
+    curves = np.concatenate([normal, leaky])  # 210 brain voxels
+    brain = np.zeros((15, 15, 1), bool)
+    brain.flat[: curves.shape[0]] = True
+    assert correct_brain_curves(curves, TR_S, "none") is None
+    with pytest.raises(StnetInputError, match="leakage_correction"):
+        correct_brain_curves(curves, TR_S, "t1")
+    for method, names in (("bsw", {"k2"}), ("bidirectional", {"k2", "kep"})):
+        volumes, record = leakage_outputs(correct_brain_curves(curves, TR_S, method), brain, method)
+        assert set(volumes) == names and np.isnan(volumes["k2"][~brain]).all()
+        k2 = volumes["k2"][brain]
+        assert np.median(k2[N_NORMAL:]) == pytest.approx(0.01, rel=0.1) and abs(np.median(k2[:N_NORMAL])) < 1e-3
+        assert record["method"] == method and N_NORMAL * 0.9 < record["reference_voxels"] <= N_NORMAL
+        assert len(record["reference_delta_r2_per_s"]) == N_FRAMES

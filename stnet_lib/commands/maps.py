@@ -53,7 +53,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--kh", type=float, default=K_H, help=f"haematocrit factor (default {K_H:.3f}; 1 for OSIPI)")
     parser.add_argument("--rho", type=float, default=RHO_G_PER_ML, help="tissue density [g/ml] (default 1.04; 1 for OSIPI)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (with --manifest: <subject_id>/ "
+                        "folders and summary.csv in it)")
     parser.add_argument("--overwrite", action="store_true", help="replace maps already in --out")
     add_summary_arguments(parser)
     cohort = parser.add_argument_group("whole cohorts (with --manifest)")
