@@ -20,7 +20,9 @@ from ._validation import StnetInputError, check_positive, check_time_axis
 
 __all__ = [
     "DeltaR2",
+    "count_non_steady_frames",
     "detect_baseline",
+    "arterial_baseline",
     "signal_to_delta_r2",
     "delta_r2_to_concentration",
     "concentration_to_delta_r2",
@@ -34,6 +36,16 @@ MIN_BASELINE_FRAMES = 2
 #: Lowest signal kept, as a fraction of S0: a signal at or below zero (a dropout, a saturated
 #: arterial voxel) would make ln(S/S0) infinite, so it is raised to this floor and counted.
 SIGNAL_FLOOR_FRACTION = 1e-3
+#: A leading frame this much brighter than every one of the next ``NON_STEADY_WINDOW`` frames is
+#: not yet at steady state (T1 saturation: 1.1–1.3× for the first frame is common, 1.2× on the real
+#: slice of ../shared/data, and the next ones approach S0 as 1.09, 1.03, ...). 2 % is the baseline
+#: search's own tolerance (``detect_baseline``'s ``min_drop``): a frame brighter than that would end
+#: the baseline at once. The noise of a brain's mean curve is far below 2 %.
+NON_STEADY_RATIO = 1.02
+#: Frames compared with a leading frame, and the most leading frames ever counted as non-steady.
+NON_STEADY_WINDOW, MAX_NON_STEADY_FRAMES = 4, 3
+#: An arterial curve has arrived once it is this fraction (and ``n_sd`` robust SDs) below its baseline.
+ARTERIAL_ARRIVAL_DROP = 0.10
 
 
 def _float64(values):
@@ -55,6 +67,24 @@ class DeltaR2(NamedTuple):
     n_clipped: int
 
 
+def count_non_steady_frames(curve: np.ndarray, *, ratio: float = NON_STEADY_RATIO) -> int:
+    """Leading frames of a mean curve (t,) not yet at steady state (T1 saturation of the first excitations).
+
+    Frame ``k`` (counting from 0, at most ``MAX_NON_STEADY_FRAMES``) is non-steady while it is
+    more than ``ratio`` times every one of the ``NON_STEADY_WINDOW`` frames after it: the largest
+    of the next frames, not their mean, so that an early bolus in the window does not make a
+    steady frame look bright.
+    """
+    curve = np.asarray(curve, dtype=np.float64)
+    count = 0
+    while count < min(MAX_NON_STEADY_FRAMES, curve.size - 1):
+        following = curve[count + 1 : count + 1 + NON_STEADY_WINDOW]
+        if not curve[count] > ratio * following.max():
+            break
+        count += 1
+    return count
+
+
 def detect_baseline(signal: np.ndarray, *, n_sd: float = 3.0, min_drop: float = 0.02) -> slice:
     """Find the pre-bolus frames of a series from its mean curve.
 
@@ -71,10 +101,10 @@ def detect_baseline(signal: np.ndarray, *, n_sd: float = 3.0, min_drop: float = 
     Returns
     -------
     slice
-        Frames ``start:stop`` to average for S0. ``start`` is 1 when the first frame is brighter
-        than the second beyond that tolerance (not yet at steady state, as in many real scans);
-        ``stop`` is one frame before the detected arrival when the baseline is long enough, so
-        that a partly arrived bolus is never averaged in.
+        Frames ``start:stop`` to average for S0. ``start`` is the number of leading non-steady
+        frames (:func:`count_non_steady_frames`; 0 once ``curves.prepare_curves`` has dropped
+        them); ``stop`` is one frame before the detected arrival when the baseline is long
+        enough, so that a partly arrived bolus is never averaged in.
 
     Notes
     -----
@@ -90,7 +120,7 @@ def detect_baseline(signal: np.ndarray, *, n_sd: float = 3.0, min_drop: float = 
         spread = n_sd * window.std(ddof=1) if window.size >= 3 else 0.0
         return max(spread, min_drop * abs(window.mean()))
 
-    start = 1 if curve[0] - curve[1] > tolerance(curve[1:2]) else 0
+    start = count_non_steady_frames(curve)
     arrival = start + 1
     while arrival < curve.size and abs(curve[arrival] - curve[start:arrival].mean()) <= tolerance(curve[start:arrival]):
         arrival += 1
@@ -102,6 +132,38 @@ def detect_baseline(signal: np.ndarray, *, n_sd: float = 3.0, min_drop: float = 
             "if the bolus detection is wrong)"
         )
     return slice(start, stop)
+
+
+def arterial_baseline(curve: np.ndarray, baseline: slice, *, n_sd: float = 3.0,
+                      min_drop: float = ARTERIAL_ARRIVAL_DROP) -> slice:
+    """The brain's baseline frames cut before an arterial (or venous) curve's own, earlier bolus arrival.
+
+    Parameters
+    ----------
+    curve : ndarray, shape (t,)
+        Mean signal of the arterial voxels.
+    baseline : slice
+        The brain's pre-bolus frames (:func:`detect_baseline`).
+    n_sd, min_drop : float
+        The arrival is the first frame from ``baseline.start`` on more than ``n_sd`` robust
+        standard deviations (1.4826·MAD of the baseline frames) and more than ``min_drop`` (10 %)
+        below their median: a few-voxel curve is too noisy for a frame-by-frame search, and an
+        arterial bolus drops the signal by 40–95 %.
+
+    Returns
+    -------
+    slice
+        ``baseline.start`` up to the frame before the arrival, never longer than ``baseline`` and
+        never shorter than ``MIN_BASELINE_FRAMES`` frames. The one rule of the classical
+        pipeline and of ST-Net's inputs (they had two until issue #14).
+    """
+    curve = np.asarray(curve, dtype=np.float64)
+    level = np.median(curve[baseline])
+    spread = 1.4826 * np.median(np.abs(curve[baseline] - level))
+    below = np.flatnonzero(curve[baseline.start :] < level - max(n_sd * spread, min_drop * abs(level)))
+    arrival = baseline.start + int(below[0]) if below.size else curve.size
+    stop = min(baseline.stop, max(arrival - 1, baseline.start + MIN_BASELINE_FRAMES))
+    return slice(baseline.start, stop)
 
 
 def signal_to_delta_r2(signal: np.ndarray, te_ms: float, *, baseline: slice | None = None) -> DeltaR2:

@@ -8,7 +8,9 @@ from curves import gamma_variate
 from stnet_lib._validation import StnetInputError
 from stnet_lib.constants import relaxivities
 from stnet_lib.signal import (
+    arterial_baseline,
     concentration_to_delta_r2,
+    count_non_steady_frames,
     delta_r2_to_concentration,
     delta_r2_to_signal,
     detect_baseline,
@@ -89,3 +91,32 @@ def test_eq1_and_eq2_take_torch_tensors_and_agree_with_numpy():
         np.testing.assert_allclose(
             delta_r2_to_concentration(torch.from_numpy(reference.delta_r2_per_s), kind=kind, field_t=3.0).numpy(),
             delta_r2_to_concentration(reference.delta_r2_per_s, kind=kind, field_t=3.0), rtol=1e-12)
+
+
+def test_non_steady_frames_are_counted_as_they_approach_steady_state(rng):
+    """T1 saturation: 1.25, 1.09, 1.033 × S0, then steady; a flat curve has none; at most three are counted."""
+    curve = 1000.0 - 400.0 * gamma_variate(TIME_S, t0_s=15.0, peak_mM=1.0) + rng.normal(0, 0.5, TIME_S.size)
+    assert count_non_steady_frames(curve) == 0
+    decaying = curve.copy()
+    decaying[:3] *= [1.25, 1.09, 1.033]
+    assert count_non_steady_frames(decaying) == 3
+    assert detect_baseline(decaying[None]).start == 3
+    early = np.full(20, 1000.0)
+    early[0], early[4:8] = 1100.0, 600.0  # a non-steady frame, then a bolus among the next frames' next frames
+    assert count_non_steady_frames(early) == 1
+    assert count_non_steady_frames(np.r_[[1500.0] * 5, np.full(20, 1000.0)]) == 0  # bright plateau: not a decay
+    assert count_non_steady_frames(np.r_[[1800.0, 1600.0, 1400.0, 1200.0], np.full(20, 1000.0)]) == 3
+
+
+def test_arterial_baseline_is_one_rule_robust_to_noise(rng):
+    """Cut at the first frame 10 % (and 3 robust SDs) below the baseline median, never after the brain's
+    baseline, never shorter than two frames; with ±4 % noise a 15 % dip is within 3 robust SDs."""
+    curve = 1000.0 + 40.0 * (-1.0) ** np.arange(30)  # MAD 40: 3 robust SDs = 178 > 10 % of 1000
+    curve[10:15] = [850.0, 500.0, 150.0, 300.0, 700.0]
+    assert arterial_baseline(curve, slice(0, 12)) == slice(0, 10)  # arrival at 11, not at the 15 % dip of frame 10
+    assert arterial_baseline(np.where(np.arange(30) < 10, 1000.0, curve), slice(0, 12)) == slice(0, 9)
+    clean = np.full(30, 1000.0)
+    clean[7:12] = [950.0, 600.0, 200.0, 300.0, 700.0]
+    assert arterial_baseline(clean, slice(1, 9)) == slice(1, 7)
+    assert arterial_baseline(clean, slice(1, 5)) == slice(1, 5)
+    assert arterial_baseline(clean, slice(6, 20)) == slice(6, 8)  # the bolus at once: two frames are kept

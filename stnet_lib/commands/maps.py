@@ -23,6 +23,7 @@ from ..io import MAP_FILES, Scan, load_scan
 from ..pipeline import ALL_METHODS, compute_maps
 from ..qc import summary_lines
 from ..summary import SummaryConfig
+from ..curve_qc import preparation_files
 from .._validation import StnetInputError
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--kh", type=float, default=K_H, help=f"haematocrit factor (default {K_H:.3f}; 1 for OSIPI)")
     parser.add_argument("--rho", type=float, default=RHO_G_PER_ML, help="tissue density [g/ml] (default 1.04; 1 for OSIPI)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--motion-correct", action="store_true",
+                        help="register every frame rigidly onto the pre-bolus frames first (writes motion.csv, motion.png)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (with --manifest: <subject_id>/ "
                         "folders and summary.csv in it)")
     parser.add_argument("--overwrite", action="store_true", help="replace maps already in --out")
@@ -180,8 +183,9 @@ def run(args) -> int:
         scan.provenance["source"], scan.path = dicom_record, args.dicom
         scan.provenance["sidecar"]["path"] = "written by dcm2niix from the DICOM series (not kept)"
     scan = automatic_aif(scan)
-    maps = compute_maps(scan, args.method, device=args.device, **options)
+    maps = compute_maps(scan, args.method, device=args.device, motion_correct=args.motion_correct, **options)
     maps.params.update(dsc=str(args.dsc or args.dicom), aif_mask=str(args.aif_mask or "automatic"))
+    maps.extra_files.update(preparation_files(scan, maps))  # aif_qc.png; motion.csv, motion.png
     values = save_scan_outputs(scan, maps, args.out, overwrite=args.overwrite, summary_config=config,
                                qc=not args.no_qc, title=f"Quality control: {Path(args.dsc or args.dicom).name}, "
                                                           f"{args.method}")

@@ -26,7 +26,7 @@ import torch
 from ..constants import TMAX_THRESHOLD_S
 from ..io import load_nifti, load_scan
 from .._validation import StnetInputError
-from .inputs import NetworkInputs, prepare_inputs
+from .inputs import NetworkInputs, scan_inputs
 from .patches import PatchTable
 from .stnet import TARGET_NAMES
 
@@ -146,9 +146,8 @@ def _load_subject(row, split: str, *, n_frames: int, dt_s: float, normalisation:
     if vof_correction and scan.vof_mask is None:
         raise StnetInputError(f"subject {row.subject_id} has no vof_mask, but the others have: give every "
                               "training subject a VOF mask or none")
-    inputs = prepare_inputs(scan.signal, scan.brain_mask, scan.aif_mask, te_ms=scan.te_ms, tr_s=scan.tr_s,
-                            n_frames=n_frames, dt_s=dt_s, field_t=scan.field_t, normalisation=normalisation,
-                            vof_mask=scan.vof_mask if vof_correction else None)
+    inputs, _, _ = scan_inputs(scan, n_frames=n_frames, dt_s=dt_s, normalisation=normalisation,
+                               vof_correction=vof_correction)  # the AIF/VOF found where the manifest has none
     shape = scan.signal.shape[:3]
     targets = np.stack([_load_map(getattr(row, name), shape, name) for name in TARGET_NAMES], axis=-1)
     if row.lesion_mask is not None:

@@ -21,10 +21,11 @@ import torch
 
 from .._validation import StnetInputError
 from ..device import resolve_device
+from ..curves import PreparedScan, attach_preparation
 from ..io import Scan
 from ..maps import PerfusionMaps, mtt_eq6
 from .checkpoint import load_checkpoint, model_from_checkpoint
-from .inputs import prepare_inputs
+from .inputs import scan_inputs
 from .patches import PatchTable
 from .stnet import TARGET_NAMES, STNet
 
@@ -70,15 +71,17 @@ def _forward(model: STNet, table: PatchTable, index: torch.Tensor, baseline: tor
     return model.decode(out.float()).clamp_min(0)
 
 
-def predict_maps(scan: Scan, checkpoint, *, device: str = "cpu", batch_size: int | None = None,
-                 region: np.ndarray | None = None) -> PerfusionMaps:
+def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", batch_size: int | None = None,
+                 region: np.ndarray | None = None, motion_correct: bool = False) -> PerfusionMaps:
     """CBV, CBF, MTT, Tmax of every brain voxel of ``scan`` with a trained ST-Net.
 
     Parameters
     ----------
-    scan : Scan
-        From :func:`stnet_lib.load_scan`; resampled in time onto the checkpoint's grid when its
-        frame interval or frame count differs (``StnetInputError`` if it is too short).
+    scan : Scan or PreparedScan
+        From :func:`stnet_lib.load_scan`, prepared like every method's (:func:`stnet_lib.curves.prepare_curves`:
+        non-steady frames dropped, slices aligned, the AIF/VOF found where the scan has no masks),
+        then resampled in time onto the checkpoint's grid when its frame interval or frame count
+        differs (``StnetInputError`` if it is too short).
     checkpoint : path or dict
         A ``best.pt`` written by ``stnet train`` (or its loaded payload).
     device : str
@@ -88,6 +91,8 @@ def predict_maps(scan: Scan, checkpoint, *, device: str = "cpu", batch_size: int
     region : ndarray of bool, shape (x, y, z), optional
         Predict only the brain voxels inside ``region`` (NaN elsewhere); the inputs are still
         prepared from the whole scan, so the values there equal a whole-brain run's.
+    motion_correct : bool
+        Register the frames rigidly first (a :class:`Scan` only; :mod:`stnet_lib.motion`).
 
     Returns
     -------
@@ -104,9 +109,11 @@ def predict_maps(scan: Scan, checkpoint, *, device: str = "cpu", batch_size: int
     if batch_size < 1:
         raise StnetInputError(f"batch_size must be a positive number of voxels; got {batch_size}")
     clock = _Clock(dev)
-    inputs = prepare_inputs(scan.signal, scan.brain_mask, scan.aif_mask, te_ms=scan.te_ms, tr_s=scan.tr_s,
-                            n_frames=cfg.n_frames, dt_s=cfg.dt_s, field_t=scan.field_t,
-                            normalisation=cfg.input_normalisation, vof_mask=_vof_mask(scan, cfg), device=dev)
+    inputs, prepared, blood = scan_inputs(scan, n_frames=cfg.n_frames, dt_s=cfg.dt_s,
+                                          normalisation=cfg.input_normalisation, vof_correction=cfg.vof_correction,
+                                          device=dev, motion_correct=motion_correct)
+    scan = prepared.scan
+    _vof_mask(scan, cfg)  # warns when a network trained with eq. 8 gets no VOF
     seconds_inputs = clock.lap()
     model = model.to(dev).to(memory_format=torch.channels_last_3d)
     table = PatchTable([inputs.volume], cfg.patch_size).to(dev)  # the series was padded on the device
@@ -133,7 +140,7 @@ def predict_maps(scan: Scan, checkpoint, *, device: str = "cpu", batch_size: int
               "trained_epoch": payload.get("epoch"), "outputs": list(cfg.outputs),
               "seconds_inputs": seconds_inputs, "seconds_network": seconds_network}
     maps = PerfusionMaps(cbv, cbf, mtt, tmax, method="stnet", params=params)
-    return maps.scatter(voxels)
+    return attach_preparation(maps.scatter(voxels), prepared, blood)
 
 
 class _Clock:

@@ -23,9 +23,14 @@ Both are 0 outside the brain mask and depend on no patch centre. The baseline ch
 voxel's S0 divided by the median S0 of the subject's brain — the baseline contrast
 (grey/white matter, CSF) without the scanner gain.
 
-The baseline frames are detected once per scan on the brain's mean curve
+A scan reaches ST-Net through :func:`scan_inputs`: the curve preparation of every method
+(:func:`stnet_lib.curves.prepare_curves`: motion, non-steady frames dropped before the time
+resampling, slice timing, the automatic AIF/VOF where the scan has no masks), then
+:func:`prepare_inputs`. The baseline frames are detected once per scan on the brain's mean curve
 (``signal.detect_baseline``, as ``pipeline.compute_maps`` does) and used for every tissue voxel;
-the arterial curve uses the same frames, cut before its own (earlier) bolus arrival.
+the arterial curve is converted by the same eq. 1–2 driver as the classical pipeline's
+(:func:`stnet_lib.curves.blood_curves`: the same frames cut before its own, earlier, bolus
+arrival by ``signal.arterial_baseline``).
 
 Time grid: a scan whose frame interval or frame count differs from the checkpoint's is
 linearly resampled onto ``k·dt_s, k = 0 … n_frames−1``; a scan that does not cover that span
@@ -45,11 +50,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..maps import k_av_eq8
-from ..signal import delta_r2_to_concentration, detect_baseline, signal_to_delta_r2
+from ..curves import BloodCurves, PreparedScan, blood_curves, mean_curve, prepare_curves, select_voxels, tissue_concentration
+from ..io import Scan
+from ..signal import detect_baseline
 from .._validation import StnetInputError, check_in_allowed, check_mask
 
-__all__ = ["INPUT_NORMALISATIONS", "NetworkInputs", "prepare_inputs", "resample_time"]
+__all__ = ["INPUT_NORMALISATIONS", "NetworkInputs", "prepare_inputs", "resample_time", "scan_inputs"]
 
 #: Relative slack when comparing time grids (rounding of TR in headers).
 GRID_TOLERANCE = 1e-4
@@ -120,54 +126,6 @@ def resample_time(signal, tr_s: float, n_frames: int, dt_s: float):
     return signal[..., lower] * (1 - weight) + signal[..., lower + 1] * weight
 
 
-def _arterial_baseline(aif_signal: np.ndarray, frames: slice, *, n_sd: float = 3.0,
-                       min_drop: float = 0.1) -> slice:
-    """The brain's baseline frames, cut before the arterial bolus if it arrives earlier.
-
-    The arrival is the first frame more than ``n_sd`` robust standard deviations and
-    ``min_drop`` (10 %) below the median of the baseline frames; a few-voxel AIF is too noisy
-    for a frame-by-frame search, and its bolus drops the signal by far more than 10 %.
-    """
-    base = aif_signal[frames]
-    level = np.median(base)
-    spread = 1.4826 * np.median(np.abs(base - level))
-    below = np.flatnonzero(aif_signal < level - max(n_sd * spread, min_drop * abs(level)))
-    arrival = int(below[0]) if below.size else aif_signal.size
-    stop = min(frames.stop, max(arrival - 1, frames.start + 2))
-    return slice(frames.start, stop)
-
-
-def _select(signal, mask: np.ndarray):
-    """The curves (n, t) of the voxels of ``mask`` (``signal`` an ndarray or a tensor on any device)."""
-    if isinstance(signal, torch.Tensor):
-        return signal[torch.from_numpy(mask).to(signal.device)]
-    return signal[mask]
-
-
-def _mean_curve(curves) -> np.ndarray:
-    """Mean float64 curve (t,) of ``curves`` (n, t), as an ndarray."""
-    if isinstance(curves, torch.Tensor):
-        return curves.double().mean(dim=0).cpu().numpy()
-    return curves.mean(axis=0, dtype=np.float64)
-
-
-def _arterial(signal, aif_mask, vof_mask, frames: slice, *, te_ms: float, field_t: float, dt_s: float):
-    """Mean arterial signal (t,), its concentration C_a (t,) [mM] (eq. 1–2) and k_AV (eq. 8; 1 without a VOF)."""
-    aif_signal = _mean_curve(_select(signal, aif_mask))
-    aif_frames = _arterial_baseline(aif_signal, frames)
-    aif_dr2 = signal_to_delta_r2(aif_signal, te_ms, baseline=aif_frames).delta_r2_per_s
-    c_aif = delta_r2_to_concentration(aif_dr2, kind="arterial", field_t=field_t)
-    if not np.trapezoid(c_aif, dx=dt_s) > 0:
-        raise StnetInputError("the arterial curve shows no bolus (its concentration integral is not positive): "
-                              "check the AIF mask")
-    if vof_mask is None:
-        return aif_signal, c_aif, 1.0
-    vof_signal = _mean_curve(_select(signal, check_mask(vof_mask, tuple(signal.shape[:3]), "VOF mask")))
-    vof_dr2 = signal_to_delta_r2(vof_signal, te_ms, baseline=aif_frames).delta_r2_per_s
-    return aif_signal, c_aif, k_av_eq8(c_aif, delta_r2_to_concentration(vof_dr2, kind="arterial", field_t=field_t),
-                                       dt_s)
-
-
 def prepare_inputs(
     signal: np.ndarray,
     brain_mask: np.ndarray,
@@ -204,24 +162,29 @@ def prepare_inputs(
     """
     check_in_allowed(normalisation, INPUT_NORMALISATIONS, "input normalisation")
     brain_mask = check_mask(brain_mask, signal.shape[:3], "brain mask")
+    if aif_mask is None:
+        raise StnetInputError("prepare_inputs needs an AIF mask: use scan_inputs (or curves.prepare_curves) to find "
+                              "it automatically")
     aif_mask = check_mask(aif_mask, signal.shape[:3], "AIF mask")
+    if vof_mask is not None:
+        vof_mask = check_mask(vof_mask, signal.shape[:3], "VOF mask")
     signal, xp = np.asarray(signal, dtype=np.float32), np if device is None else torch
     if device is not None:
         signal = torch.from_numpy(signal).to(device)
     signal = resample_time(signal, tr_s, n_frames, dt_s)
-    brain_curves = _select(signal, brain_mask)  # (n_brain, T) float32
-    frames = detect_baseline(_mean_curve(brain_curves)[None])
-    aif_signal, c_aif, k_av = _arterial(signal, aif_mask, vof_mask, frames, te_ms=te_ms, field_t=field_t, dt_s=dt_s)
+    brain_curves = select_voxels(signal, brain_mask)  # (n_brain, T) float32
+    frames = detect_baseline(mean_curve(brain_curves)[None])
+    blood = blood_curves(signal, aif_mask, vof_mask, frames, te_ms=te_ms, field_t=field_t, dt_s=dt_s)
+    c_aif, k_av = blood.c_aif, blood.k_av
     aif_integral = float(np.trapezoid(c_aif, dx=dt_s))
-    tissue = signal_to_delta_r2(brain_curves, te_ms, baseline=frames)
-    c_tissue = delta_r2_to_concentration(tissue.delta_r2_per_s, kind="tissue", field_t=field_t)  # (n_brain, T)
+    c_tissue, tissue = tissue_concentration(brain_curves, frames, te_ms=te_ms, field_t=field_t)  # (n_brain, T)
     if normalisation == "concentration":
         aif_mean = aif_integral / ((n_frames - 1) * dt_s)  # C̄_a [mM]
         curves, aif_curve = c_tissue * (k_av / aif_mean), c_aif / aif_mean
     else:
         positive = tissue.s0 > 0
         curves = xp.where(positive[:, None], brain_curves / xp.where(positive, tissue.s0, 1.0)[:, None], 0.0)
-        aif_curve = aif_signal / aif_signal[_arterial_baseline(aif_signal, frames)].mean()
+        aif_curve = blood.aif_signal / blood.aif_signal[blood.baseline].mean()
     s0 = tissue.s0
     if device is None:
         integral = np.trapezoid(c_tissue, dx=dt_s, axis=-1)
@@ -239,3 +202,38 @@ def prepare_inputs(
         volume[torch.from_numpy(brain_mask).to(signal.device)] = curves.float()
     return NetworkInputs(volume, maps[0], aif_curve.astype(np.float32), aif_integral, k_av, maps[1], brain_mask,
                          frames)
+
+
+def scan_inputs(scan: Scan | PreparedScan, *, n_frames: int, dt_s: float, normalisation: str = "concentration",
+                vof_correction: bool = False, device: str | torch.device | None = None,
+                motion_correct: bool = False) -> tuple[NetworkInputs, PreparedScan, BloodCurves]:
+    """ST-Net's inputs of a scan through the curve preparation every method shares.
+
+    Parameters
+    ----------
+    scan : Scan or PreparedScan
+        A loaded scan (prepared here: :func:`stnet_lib.curves.prepare_curves`) or one prepared
+        already (as ``pipeline.compute_maps`` passes it).
+    n_frames, dt_s, normalisation, device
+        As for :func:`prepare_inputs`.
+    vof_correction : bool
+        Use the VOF (given or found) for k_AV, as a network trained with eq. 8 expects.
+    motion_correct : bool
+        Register the frames first (only when ``scan`` is not prepared yet).
+
+    Returns
+    -------
+    inputs : NetworkInputs
+    prepared : PreparedScan
+    blood : BloodCurves
+        The arterial (and venous) curves on the prepared scan's own time grid, for the record.
+    """
+    prepared = scan if isinstance(scan, PreparedScan) else prepare_curves(scan, motion_correct=motion_correct)
+    ready = prepared.scan
+    vof_mask = ready.vof_mask if vof_correction else None
+    inputs = prepare_inputs(ready.signal, ready.brain_mask, ready.aif_mask, te_ms=ready.te_ms, tr_s=ready.tr_s,
+                            n_frames=n_frames, dt_s=dt_s, field_t=ready.field_t, normalisation=normalisation,
+                            vof_mask=vof_mask, device=device)
+    blood = blood_curves(ready.signal, ready.aif_mask, vof_mask, prepared.baseline, te_ms=ready.te_ms,
+                         field_t=ready.field_t, dt_s=ready.tr_s)
+    return inputs, prepared, blood
