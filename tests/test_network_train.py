@@ -102,7 +102,7 @@ def test_two_gloo_processes_train_the_same_model_as_one(manifest, tmp_path):
         pytest.skip("this machine cannot run two gloo processes at all (not an stnet failure): "
                     + _cause(probe).strip().splitlines()[0][:300])
     done = _torchrun(Path(__file__).with_name("stnet_ddp_worker.py"), manifest, tmp_path / "ddp")
-    trained = all(f"rank {r}: trained" in done.stderr for r in (0, 1))
+    trained = all(f"rank {r}: trained\n" in done.stderr for r in (0, 1))
     # Gloo's worker threads can abort a process while it exits, after every collective has
     # finished (SIGABRT, "terminate called without an active exception"; pytorch/pytorch#179291
     # describes the mechanism). Seen about once in 40 runs even with the process group destroyed;
@@ -111,7 +111,7 @@ def test_two_gloo_processes_train_the_same_model_as_one(manifest, tmp_path):
     teardown_abort = trained and "terminate called without an active exception" in done.stderr
     assert done.returncode == 0 or teardown_abort, _cause(done)
     train_from_manifest(manifest, tmp_path / "one", DDP_TRAIN, model_config=STNetConfig(**DDP_MODEL), progress=False)
-    one, two = _weights(tmp_path / "one" / "last.pt"), _weights(tmp_path / "ddp" / "last.pt")
+    one, two = _weights(tmp_path / "one" / "last.pt"), _weights(tmp_path / "ddp" / "plain" / "last.pt")
     torch.manual_seed(DDP_TRAIN.seed)
     initial = STNet(STNetConfig(**DDP_MODEL)).state_dict()
     n_steps = 2 * 4  # 2 epochs of 4 batches
@@ -123,6 +123,19 @@ def test_two_gloo_processes_train_the_same_model_as_one(manifest, tmp_path):
         assert difference.mean() < 1e-6, key
     moved = (one["merge.0.weight"] - initial["merge.0.weight"]).abs().mean()
     assert moved > 1e-4  # training did happen, far above the differences
+    _check_ddp_dropout_streams(tmp_path / "ddp")
+
+
+def _check_ddp_dropout_streams(folder: Path) -> None:
+    """With dropout and the time shift on: one RNG stream per process, each saved and restored."""
+    whole, cut = load_checkpoint(folder / "whole" / "last.pt"), load_checkpoint(folder / "cut" / "last.pt")
+    states = [state["torch"] for state in whole["rng"]["ranks"]]
+    assert len(states) == 2 and not torch.equal(states[0], states[1])  # the processes drew different masks
+    # the same weights on both processes at the start, then each its own stream (SeedSequence([seed, rank]))
+    assert train_module.rank_seed(DDP_TRAIN.seed, 0) != train_module.rank_seed(DDP_TRAIN.seed, 1)
+    # stopped after one epoch, the RNG scrambled, resumed: bit-identical only if every process's state came back
+    assert all(torch.equal(whole["model"][k], cut["model"][k]) for k in whole["model"])
+    assert all(torch.equal(a["torch"], b["torch"]) for a, b in zip(whole["rng"]["ranks"], cut["rng"]["ranks"]))
 
 
 def test_command_trains_and_resumes(manifest, tmp_path, capsys):

@@ -6,11 +6,15 @@
 * Adam, lr 1e-4, batch 512, ≤ 400 epochs, early stop after 50 epochs without a lower
   validation loss (eq. 9 on the val subjects) — the paper; profiles scale them, and
   ``lr_schedule="cosine"`` (a departure, used by the ``quick`` profile) decays the rate.
-* Every epoch writes ``last.pt`` (resumable: optimizer, torch RNG states, history) and
-  ``learning_curve.csv``, both atomically; ``best.pt`` (inference only) when the validation
-  loss improves. ``resume=True`` continues from ``last.pt``; on the CPU the result is
+* Every epoch writes ``last.pt`` (resumable: optimizer, every process's torch RNG states,
+  history) and ``learning_curve.csv``, both atomically; ``best.pt`` (inference only) when the
+  validation loss improves. ``resume=True`` continues from ``last.pt``; on the CPU the result is
   bit-identical to an uninterrupted run, since the epoch's samples come from
-  ``default_rng([seed, epoch])`` and the dropout RNG state is restored.
+  ``default_rng([seed, epoch])`` and each process's dropout and augmentation RNG state is restored.
+* Random streams: the weights are drawn from ``seed`` (the same on every process; DDP also
+  broadcasts rank 0's); dropout masks and the time-shift augmentations then draw from a stream
+  seeded by ``SeedSequence([seed, rank])``, one per process, so that the processes of a
+  distributed run do not draw identical masks and shifts for their different samples.
 * CUDA: bf16 autocast, cohort kept on the device. CPU: channels-last 3-D memory format (about
   2× faster, same numbers; on an H100 it slowed training from ~59k to ~43k samples/s, so the
   GPU keeps the default layout, while inference gains from it there: ``inference.py``).
@@ -43,7 +47,7 @@ from .cohort import Cohort, load_subjects, sample_epoch
 from .physics_loss import stnet_loss
 from .stnet import TARGET_NAMES, STNet, STNetConfig
 
-__all__ = ["TrainConfig", "fit", "train_from_manifest", "load_cohorts", "time_grid", "CURVE_COLUMNS"]
+__all__ = ["TrainConfig", "fit", "train_from_manifest", "load_cohorts", "time_grid", "rank_seed", "CURVE_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +242,43 @@ def _rng_state(device: torch.device) -> dict:
     return state
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """Seed of process ``rank``'s dropout and augmentation stream (a 63-bit integer from ``SeedSequence([seed, rank])``)."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, dtype=np.uint64)[0]) & ((1 << 63) - 1)
+
+
+def _gather_rng(device: torch.device, world: int) -> list[dict]:
+    """Every process's RNG state (rank order), collected on every process; one entry when not distributed."""
+    state = _rng_state(device)
+    if world == 1:
+        return [state]
+    states = [None] * world
+    dist.all_gather_object(states, {k: v.cpu() for k, v in state.items()})
+    return states
+
+
+def _set_rng(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _restore_rng(stored: dict, cfg: TrainConfig, epoch: int, rank: int, world: int, device) -> None:
+    """This process's RNG state from a checkpoint's ``rng`` entry (written with one state per process).
+
+    A checkpoint of a single-process run before per-process states existed holds one state. A run
+    resumed on another number of processes cannot continue each stream: every process then starts
+    a fresh one from ``(seed, rank, epoch)`` (logged), and the result is not the uninterrupted run's.
+    """
+    states = list(stored.get("ranks", [stored]))
+    if len(states) == world:
+        _set_rng(states[rank], device)
+        return
+    log.warning("%s was written by %d process(es), this run has %d: each process's dropout stream restarts from "
+                "(seed, rank, epoch)", "last.pt", len(states), world)
+    torch.manual_seed(rank_seed(cfg.seed, rank) + epoch + 1)
+
+
 def _same_config(stored: dict, config: STNetConfig) -> bool:
     """Whether a checkpoint's stored config is ``config`` (an older checkpoint may lack defaulted keys)."""
     try:
@@ -246,7 +287,8 @@ def _same_config(stored: dict, config: STNetConfig) -> bool:
         return False
 
 
-def _restore(path: Path, model: STNet, optimizer, cfg: TrainConfig, model_config: STNetConfig, device) -> dict:
+def _restore(path: Path, model: STNet, optimizer, cfg: TrainConfig, model_config: STNetConfig, device,
+             rank: int = 0, world: int = 1) -> dict:
     payload = load_checkpoint(path)
     same = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _EXTENDABLE}
     saved = {k: v for k, v in dict(payload.get("train_config", {})).items() if k not in _EXTENDABLE}
@@ -255,9 +297,7 @@ def _restore(path: Path, model: STNet, optimizer, cfg: TrainConfig, model_config
                               "profile and options (only epochs and patience may change), or pass another --out")
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
-    torch.set_rng_state(payload["rng"]["torch"])
-    if device.type == "cuda" and "cuda" in payload["rng"]:
-        torch.cuda.set_rng_state(payload["rng"]["cuda"], device)
+    _restore_rng(payload["rng"], cfg, int(payload["epoch"]), rank, world, device)
     return payload
 
 
@@ -272,7 +312,7 @@ def fit(train: Cohort, val: Cohort, model_config: STNetConfig, cfg: TrainConfig,
     """
     rank, world, dev = _distributed(device)
     out_dir = Path(out_dir)
-    net, optimizer, state, common = _start(train, model_config, cfg, out_dir, resume, dev)
+    net, optimizer, state, common = _start(train, model_config, cfg, out_dir, resume, dev, rank, world)
     ids = [dev.index] if dev.type == "cuda" else None
     model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids) if world > 1 else net
     train.to(dev), val.to(dev)
@@ -295,8 +335,9 @@ def fit(train: Cohort, val: Cohort, model_config: STNetConfig, cfg: TrainConfig,
         if improved:
             state.update(best_val_loss=va[0], best_epoch=epoch)
         state["epoch"] = epoch
+        rng = _gather_rng(dev, world)  # a collective: every process takes part
         if rank == 0:
-            _save_epoch(out_dir, net, optimizer, state, common, dev, improved)
+            _save_epoch(out_dir, net, optimizer, state, common, rng, improved)
         log.info("epoch %d: train %.4f val %.4f%s", epoch, tr[0], va[0], " (best)" if improved else "")
     if world > 1:  # every rank returns once rank 0 has written the files (and none tears gloo down mid-write)
         dist.barrier()
@@ -311,7 +352,8 @@ def _learning_rate(cfg: TrainConfig, epoch: int) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / max(cfg.epochs - 1, 1)))
 
 
-def _start(train: Cohort, model_config: STNetConfig, cfg: TrainConfig, out_dir: Path, resume: bool, dev):
+def _start(train: Cohort, model_config: STNetConfig, cfg: TrainConfig, out_dir: Path, resume: bool, dev,
+           rank: int = 0, world: int = 1):
     """The network, its optimizer and the run state: fresh, or restored from ``out_dir/last.pt``."""
     if model_config.output_index("cbv") is None and cfg.physics_weight != 0:
         raise StnetInputError(f"physics_weight must be 0 for a network without a CBV output (outputs "
@@ -319,14 +361,15 @@ def _start(train: Cohort, model_config: STNetConfig, cfg: TrainConfig, out_dir: 
                               f"{cfg.physics_weight}")
     mean, std = _target_stats(train, cfg, model_config)
     model_config = dataclasses.replace(model_config, target_mean=mean, target_std=std)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the same weights on every process
     net = STNet(model_config).to(dev)
+    torch.manual_seed(rank_seed(cfg.seed, rank))  # this process's own dropout and augmentation stream
     if dev.type == "cpu":
         net = net.to(memory_format=torch.channels_last_3d)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     state = {"epoch": -1, "best_val_loss": float("inf"), "best_epoch": -1, "history": []}
     if resume and (out_dir / "last.pt").is_file():
-        payload = _restore(out_dir / "last.pt", net, optimizer, cfg, model_config, dev)
+        payload = _restore(out_dir / "last.pt", net, optimizer, cfg, model_config, dev, rank, world)
         state = {k: payload[k] for k in state}
         log.info("resuming %s after epoch %d", out_dir, state["epoch"])
     else:
@@ -341,13 +384,15 @@ def _check_fresh(out_dir: Path, resume: bool) -> None:
         raise StnetInputError(f"{out_dir} already holds a training run: pass --resume to continue it or another --out")
 
 
-def _save_epoch(out_dir: Path, net: STNet, optimizer, state: dict, common: dict, device, improved: bool) -> None:
+def _save_epoch(out_dir: Path, net: STNet, optimizer, state: dict, common: dict, rng: list[dict],
+                improved: bool) -> None:
+    """Write ``last.pt`` (``rng``: every process's RNG state, rank order), ``best.pt`` when improved, the curve."""
     weights = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     base = {"config": common["model_config"], "model": weights, "train_config": common["train_config"],
             "epoch": state["epoch"], "history": state["history"]}
     if improved:
         save_checkpoint(base, out_dir / "best.pt")
-    save_checkpoint({**base, "optimizer": optimizer.state_dict(), "rng": _rng_state(device),
+    save_checkpoint({**base, "optimizer": optimizer.state_dict(), "rng": {**rng[0], "ranks": rng},
                      "best_val_loss": state["best_val_loss"], "best_epoch": state["best_epoch"]},
                     out_dir / "last.pt")
     _write_curve(state["history"], out_dir / "learning_curve.csv")
