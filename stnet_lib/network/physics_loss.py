@@ -17,6 +17,9 @@ their integral loops indexed the batch axis with the time index (only the first 
 of a batch contributed); their AIF was divided by the *tissue* voxel's baseline; their
 predicted CBV was de-normalised by ×5 instead of the target scale; and they multiplied by ρ
 and k_H instead of dividing (eq. 4). They integrated in frame units (Δt = 1); we use seconds.
+The haematocrit factor divides as in eq. 4 and the textbook, where the physics term as printed
+and their code multiply by it: their implied ∫C_t is k_H² ≈ 0.54 times ours
+(``docs/decisions/0026-physics-loss-as-written.md``).
 
 Choosing w: the per-sample slope of the physics term with respect to the standardised CBV
 output is w·std_CBV·∫C_a·ρ/(100·k_H·k_AV) ≈ w·1 (about 1 mM·s per standard deviation

@@ -21,6 +21,16 @@ copied. Departures, all deliberate:
   (theirs divided by constants 129.86, 655.35, 56.0 of unstated origin); both live in
   :class:`STNetConfig`, so every checkpoint decodes its own outputs.
 
+Where the paper's text and the authors' code disagree:
+
+* one LeakyReLU in the head, after the first fully connected layer, as in their code (the text
+  has one after each FC layer; the outputs are standardised regression targets):
+  ``docs/decisions/0055-stnet-head-activation.md``;
+* the two extra channels in the text's order, the voxel's baseline first, then the arterial
+  curve (their code stacks the AIF first): ``docs/decisions/0056-reference-channel-order.md``;
+* the physics loss's haematocrit factor as in eq. 4 (their code and the printed physics term
+  invert it, a factor k_H² ≈ 0.54): ``docs/decisions/0026-physics-loss-as-written.md``.
+
 Checkpoints written before ``outputs`` existed have no such key in their stored config and
 load as three-output networks (the field's default).
 
@@ -208,20 +218,28 @@ class STNet(nn.Module):
             Normalised signal patches centred on the voxels (time last, as in NIfTI).
         reference : Tensor, shape (B, 2, T)
             Channel 0: the voxel's baseline signal repeated over time; channel 1: the
-            arterial curve.
+            arterial curve (the paper's order; ``docs/decisions/0056-reference-channel-order.md``).
 
         Returns
         -------
         Tensor, shape (B, n_out)
         """
+        return self.head(self.features(patches, reference))  # (B, 64·T) -> (B, n_out)
+
+    def features(self, patches: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """The fused temporal features (B, 64·T) that the fully connected head reads (arguments as :meth:`forward`).
+
+        Monte-Carlo dropout (``uncertainty.py``) computes them once and draws the head's dropout
+        masks many times.
+        """
         b, t = patches.shape[0], patches.shape[-1]
         x = self.spatial(patches)  # (B, 64, 1, 1, T)
         x = x.reshape(b, -1, t)  # (B, 64, T)
-        x = torch.cat([x, reference.to(x.dtype)], dim=1)  # (B, 66, T)
+        x = torch.cat([x, reference.to(x.dtype)], dim=1)  # (B, 66, T): baseline channel, then arterial
         x = self.merge(x)  # (B, 64, T)
         x = torch.cat([self.local(x), self.wide(x)], dim=1)  # (B, 32 + 32, T)
         x = self.fuse(x)  # (B, 64, T)
-        return self.head(x.flatten(1))  # (B, 64·T) -> (B, n_out)
+        return x.flatten(1)
 
     def decode(self, standardised: torch.Tensor) -> torch.Tensor:
         """Standardised outputs (B, n_out) -> physical units (CBV ml/100g, CBF ml/100g/min, Tmax s)."""
