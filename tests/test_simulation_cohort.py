@@ -175,6 +175,11 @@ def test_cohort_notebook_helpers(smoke_cohort):
     peaks = curves.groupby("region")["concentration_mM"].max()
     assert {"AIF", "VOF", "GM", "WM", "penumbra", "core", "true C_a"} <= set(peaks.index)
     assert peaks["true C_a"] > peaks["AIF"] > 10 * peaks["GM"] and peaks["GM"] > peaks["core"]
+    # non-steady first frames (1.1-1.3x S0) are left out of S0 and shown as no concentration, not a negative one
+    tissue = curves[curves["region"].isin(["GM", "WM"])]
+    assert tissue["concentration_mM"].min() > -0.1 * peaks[["GM", "WM"]].min()
+    simulated = subject["record"]["n_non_steady_frames"]
+    assert tissue[tissue["region"] == "GM"]["concentration_mM"].isna().sum() == simulated
     from test_figures import check_figure  # the rules every committed figure follows, here on a real subject
 
     for figure in (plots.plot_subject(subject), plots.plot_region_curves(curves), plots.plot_cohort_distributions(manifest)):

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..constants import UNITS
-from ..signal import delta_r2_to_concentration, signal_to_delta_r2
+from ..signal import count_non_steady_frames, delta_r2_to_concentration, signal_to_delta_r2
 from ..simulation.statistics import RECIPE_RANGES
 
 __all__ = ["load_subject", "region_curves", "cohort_statistics_table", "plot_subject", "plot_region_curves",
@@ -51,7 +51,10 @@ def region_curves(subject: dict) -> pd.DataFrame:
                "GM": (healthy & (subject["pgm"] > 0.5), "tissue"), "WM": (healthy & (subject["pwm"] > 0.5), "tissue"),
                "penumbra": (lesion & ~core, "tissue"), "core": (core, "tissue")}
     time_s = np.arange(subject["dsc"].shape[-1]) * acq["tr_s"]
-    baseline = slice(0, max(record["n_baseline_frames"] - 1, 2))
+    # S0 from the steady pre-bolus frames: the first frames of a realistic series are not yet at steady
+    # state (T1 saturation) and would read as a negative concentration
+    start = count_non_steady_frames(subject["dsc"][brain].mean(axis=0, dtype=np.float64))
+    baseline = slice(start, max(record["n_baseline_frames"] - 1, start + 2))
     rows = []
     for name, (mask, kind) in regions.items():
         if not mask.any():
@@ -59,6 +62,7 @@ def region_curves(subject: dict) -> pd.DataFrame:
         curve = subject["dsc"][mask].astype(np.float64).mean(axis=0)
         result = signal_to_delta_r2(curve, acq["te_ms"], baseline=baseline)
         conc = delta_r2_to_concentration(result.delta_r2_per_s, kind=kind, field_t=acq["field_t"])
+        conc[:start] = np.nan  # not at steady state: left out, as every method leaves it out
         rows.append(pd.DataFrame({"region": name, "time_s": time_s, "relative_signal": curve / result.s0,
                                   "concentration_mM": conc, "n_voxels": int(mask.sum())}))
     for name, key in (("true C_a", "c_aif_mM"), ("true C_v", "c_vof_mM")):
