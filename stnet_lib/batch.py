@@ -53,8 +53,9 @@ log = logging.getLogger(__name__)
 DONE_MARKER = ".stnet-done.json"
 #: The cohort's table of summaries, in ``out_dir``.
 SUMMARY_TABLE = "summary.csv"
-#: Optional volumes of an earlier run that a rerun with ``overwrite`` removes when it does not write them.
-STALE_VOLUMES = ("k2.nii.gz", "kep.nii.gz", "aif_mask.nii.gz", "vof_mask.nii.gz", "brain_mask.nii.gz")
+#: Optional outputs of an earlier run that a rerun with ``overwrite`` removes when it does not write them.
+OPTIONAL_OUTPUTS = ("k2.nii.gz", "kep.nii.gz", "aif_mask.nii.gz", "vof_mask.nii.gz", "brain_mask.nii.gz",
+                    "aif_qc.png", "motion.csv", "motion.png")
 #: Manifest columns whose files a subject's maps depend on.
 INPUT_COLUMNS = ("dsc", "brain_mask", "aif_mask", "vof_mask")
 #: Manifest columns whose values a subject's maps depend on.
@@ -142,6 +143,10 @@ def write_scan_outputs(scan, maps, folder, *, summary_config: SummaryConfig = Su
                        title: str = "") -> dict:
     """Write a scan's maps, ``maps.json``, ``summary.json``, ``rcbf.nii.gz``, ``rcbv.nii.gz`` and ``qc.png``.
 
+    Beside them, what ``compute_maps`` adds (masks found automatically, a K2 map) and the curve
+    preparation's files (:func:`stnet_lib.curve_qc.preparation_files`: ``aif_qc.png``, and
+    ``motion.csv``/``motion.png`` after motion correction).
+
     Parameters
     ----------
     scan : Scan
@@ -162,7 +167,10 @@ def write_scan_outputs(scan, maps, folder, *, summary_config: SummaryConfig = Su
     dict
         The summary's values (:attr:`stnet_lib.summary.HypoperfusionSummary.values`).
     """
+    from .curve_qc import preparation_files
+
     folder = Path(folder)
+    maps.extra_files.update(preparation_files(scan, maps))  # aif_qc.png; motion.csv, motion.png
     save_maps(maps, folder, scan=scan, overwrite=True)
     summary = hypoperfusion_summary(maps, scan.brain_mask, scan.affine, summary_config)
     with atomic_write(folder / "summary.json") as tmp:
@@ -203,7 +211,7 @@ def save_scan_outputs(scan, maps, out_dir, *, overwrite: bool = False, **kwargs)
         written = {path.name for path in staging.iterdir()}
         for name in sorted(written):
             os.replace(staging / name, out_dir / name)
-        for name in (*SUMMARY_FILES, *STALE_VOLUMES):
+        for name in (*SUMMARY_FILES, *OPTIONAL_OUTPUTS):
             if name not in written:
                 (out_dir / name).unlink(missing_ok=True)
     finally:

@@ -20,7 +20,7 @@ def _args(scan, out, *extra):
 def test_maps_are_written_with_the_input_affine_and_a_sidecar(small_scan, capsys):
     out = small_scan["tmp"] / "maps"
     assert main(_args(small_scan, out, "--method", "csvd")) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(MAP_FILES + SUMMARY_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(MAP_FILES + SUMMARY_FILES + ("aif_qc.png",))
     cbv = nib.load(out / "cbv.nii.gz")
     np.testing.assert_allclose(cbv.affine, small_scan["affine"])
     assert cbv.shape == small_scan["cbf"].shape
@@ -147,7 +147,7 @@ def _delayed_scan(tmp_path):
 def test_the_summary_is_written_and_printed_with_the_thresholds_asked_for(tmp_path, capsys):
     scan, out = _delayed_scan(tmp_path), tmp_path / "maps"
     assert main(_args(scan, out, "--method", "csvd", "--tmax-thresholds", "6,12", "--no-qc")) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(set(MAP_FILES + SUMMARY_FILES) - {"qc.png"})
+    assert sorted(p.name for p in out.iterdir()) == sorted(set(MAP_FILES + SUMMARY_FILES + ("aif_qc.png",)) - {"qc.png"})
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tmax_gt_6s_ml"] == pytest.approx(8 * 0.02) and summary["tmax_gt_12s_ml"] == 0.0
     assert "tmax_gt_4s_ml" not in summary and summary["parameters"]["tmax_thresholds_s"] == [6.0, 12.0]
@@ -255,3 +255,64 @@ def test_bad_cohort_input_gives_one_line_exit_2_and_writes_nothing(cohort_manife
     assert not out.exists()
     assert main(["maps", "--manifest", str(tmp_path / "nope.csv"), "--out", str(out)]) == 2
     assert "manifest not found" in capsys.readouterr().err and not out.exists()
+
+
+# Leakage correction (issue #15) ---------------------------------------------------------------
+
+LEAK_SHAPE, LEAK_TR_S, LEAK_FRAMES, LEAK_K2_PER_S = (10, 10, 2), 1.5, 40, 0.006
+
+
+def _leaky_scan(folder, rng):
+    """10×10×2×40 scan, CBF 20–70 ml/100g/min and MTT 3–6 s per voxel, the AIF at (0, 0, 0); a 16-voxel
+    patch leaks (T1-dominant: ΔR2* − K2·∫ΔR2*_ref, K2 = 0.006/s, ref = the other brain voxels' mean).
+    Returns the paths, the leak-free CBV [ml/100g] and the patch."""
+    from scipy.integrate import cumulative_trapezoid
+
+    from curves import tissue_curves
+    from stnet_lib.signal import concentration_to_delta_r2, delta_r2_to_signal
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cbf, mtt = rng.uniform(20, 70, np.prod(LEAK_SHAPE)), rng.uniform(3, 6, np.prod(LEAK_SHAPE))
+    c_aif, c_tissue = tissue_curves(cbf, cbf * mtt / 60, tr_s=LEAK_TR_S, n_frames=LEAK_FRAMES)
+    delta_r2 = concentration_to_delta_r2(c_tissue, kind="tissue").reshape(LEAK_SHAPE + (LEAK_FRAMES,))
+    patch, brain = np.zeros(LEAK_SHAPE, bool), np.ones(LEAK_SHAPE, bool)
+    patch[6:8, 3:7], brain[0, 0, 0] = True, False
+    reference = delta_r2[brain & ~patch].mean(axis=0)
+    delta_r2[patch] -= LEAK_K2_PER_S * cumulative_trapezoid(reference, dx=LEAK_TR_S, initial=0.0)
+    delta_r2[0, 0, 0] = concentration_to_delta_r2(c_aif, kind="arterial")
+    affine = np.diag([2.0, 2.0, 5.0, 1.0])
+    image = nib.Nifti1Image(delta_r2_to_signal(delta_r2, 500.0, 30.0).astype(np.float32), affine)
+    image.header.set_zooms((2.0, 2.0, 5.0, LEAK_TR_S))
+    paths = {"dsc": folder / "dsc.nii.gz", "aif": folder / "aif.nii.gz", "brain": folder / "brain.nii.gz"}
+    nib.save(image, paths["dsc"])
+    _save(paths["aif"], (~brain).astype(np.uint8), affine)
+    _save(paths["brain"], brain.astype(np.uint8), affine)
+    return paths, (cbf * mtt / 60).reshape(LEAK_SHAPE), patch
+
+
+def test_leakage_correction_restores_the_cbv_of_a_leaky_patch_and_writes_k2(tmp_path, rng, capsys):
+    scan, cbv_true, patch = _leaky_scan(tmp_path / "scan", rng)
+    brain = np.asarray(nib.load(scan["brain"]).dataobj) > 0
+    plain, corrected = tmp_path / "plain", tmp_path / "bsw"
+    assert main(_args(scan, plain, "--method", "csvd", "--no-qc")) == 0
+    assert main(_args(scan, corrected, "--method", "csvd", "--no-qc", "--leakage-correction", "bsw")) == 0
+
+    def cbv_ratio(out):  # estimated over leak-free CBV, scaled by the normal tissue's median ratio
+        ratio = np.asarray(nib.load(out / "cbv.nii.gz").dataobj) / cbv_true
+        return np.median(ratio[patch]) / np.median(ratio[brain & ~patch])
+
+    assert cbv_ratio(plain) < 0.8 and abs(cbv_ratio(corrected) - 1) < 0.1  # measured: 0.71 and 1.03
+    k2 = np.asarray(nib.load(corrected / "k2.nii.gz").dataobj)
+    # transit-time differences alone (MTT 3-6 s) spread normal voxels' K2 over about ±0.0035/s (5th-95th
+    # percentile; decision 0043), so the 16 patch voxels' median is within 25 % (measured 0.0050-0.0073/s, 4 seeds)
+    assert np.median(k2[patch]) == pytest.approx(LEAK_K2_PER_S, rel=0.25) and np.isnan(k2[~brain]).all()
+    assert abs(np.median(k2[brain & ~patch])) < 0.1 * LEAK_K2_PER_S
+    assert np.median(k2[patch]) > np.percentile(k2[brain & ~patch], 95)
+    record = json.loads((corrected / "maps.json").read_text())["params"]["leakage_correction"]
+    assert record["method"] == "bsw" and record["reference_voxels"] > 0.9 * (brain & ~patch).sum()
+    assert not (plain / "k2.nii.gz").exists()
+    assert main(_args(scan, corrected, "--method", "csvd", "--no-qc", "--overwrite")) == 0
+    assert not (corrected / "k2.nii.gz").exists()  # a rerun without the correction leaves no stale K2 map
+    assert main(_args(scan, tmp_path / "stnet", "--method", "stnet", "--checkpoint", str(tmp_path / "x.pt"),
+                      "--leakage-correction", "bsw")) == 2
+    assert "applies to the deconvolution methods" in capsys.readouterr().err

@@ -20,10 +20,10 @@ from .. import pipeline
 from ..batch import SUMMARY_FILES, map_cohort, save_scan_outputs
 from ..constants import K_H, RHO_G_PER_ML
 from ..io import MAP_FILES, Scan, load_scan
+from ..leakage import LEAKAGE_METHODS
 from ..pipeline import ALL_METHODS, compute_maps
 from ..qc import summary_lines
 from ..summary import SummaryConfig
-from ..curve_qc import preparation_files
 from .._validation import StnetInputError
 
 log = logging.getLogger(__name__)
@@ -75,12 +75,16 @@ def add_summary_arguments(parser) -> None:
     parser.add_argument("--rcbf-threshold", type=float, default=0.3,
                         help="core estimate: rCBF below this fraction of the reference (default 0.3)")
     parser.add_argument("--no-qc", action="store_true", help="do not draw qc.png")
+    parser.add_argument("--leakage-correction", choices=LEAKAGE_METHODS, default="none",
+                        help="correct the tissue ΔR2* for contrast leakage (tumours): bsw = Boxerman–Schmainda–"
+                        "Weisskoff, bidirectional = with back-flux (Leu 2016); writes k2.nii.gz [1/s] (default none)")
 
 
 #: compute_maps' own keywords, which are not method options, and what to do instead.
 _NOT_OPTIONS = {"kh": "use --kh", "rho": "use --rho", "device": "use --device", "checkpoint": "use --checkpoint",
                 "baseline": "the pre-bolus frames are detected from the series",
-                "arterial_quadratic": "the arterial conversion is fixed", "keep_residue": "residues are not written"}
+                "arterial_quadratic": "the arterial conversion is fixed", "keep_residue": "residues are not written",
+                "leakage_correction": "use --leakage-correction"}
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -155,9 +159,13 @@ def compute_options(args) -> dict:
     method_options = parse_options(args.option)
     if method_options and args.method == "stnet":
         raise StnetInputError("--option sets deconvolution options; ST-Net takes none (drop --option)")
+    if args.method == "stnet" and args.leakage_correction != "none":
+        raise StnetInputError("--leakage-correction applies to the deconvolution methods; ST-Net reads the "
+                              "uncorrected series (use e.g. --method osvd)")
     if args.method == "stnet":
         return {"checkpoint": args.checkpoint}
-    return {"kh": args.kh, "rho": args.rho, **method_options}
+    leakage = {} if args.leakage_correction == "none" else {"leakage_correction": args.leakage_correction}
+    return {"kh": args.kh, "rho": args.rho, **leakage, **method_options}
 
 
 def print_summary(values: dict) -> None:
@@ -185,7 +193,6 @@ def run(args) -> int:
     scan = automatic_aif(scan)
     maps = compute_maps(scan, args.method, device=args.device, motion_correct=args.motion_correct, **options)
     maps.params.update(dsc=str(args.dsc or args.dicom), aif_mask=str(args.aif_mask or "automatic"))
-    maps.extra_files.update(preparation_files(scan, maps))  # aif_qc.png; motion.csv, motion.png
     values = save_scan_outputs(scan, maps, args.out, overwrite=args.overwrite, summary_config=config,
                                qc=not args.no_qc, title=f"Quality control: {Path(args.dsc or args.dicom).name}, "
                                                           f"{args.method}")
