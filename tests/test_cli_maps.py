@@ -301,7 +301,7 @@ def test_leakage_correction_restores_the_cbv_of_a_leaky_patch_and_writes_k2(tmp_
         ratio = np.asarray(nib.load(out / "cbv.nii.gz").dataobj) / cbv_true
         return np.median(ratio[patch]) / np.median(ratio[brain & ~patch])
 
-    assert cbv_ratio(plain) < 0.8 and abs(cbv_ratio(corrected) - 1) < 0.1  # measured: 0.71 and 1.03
+    assert cbv_ratio(plain) < 0.8 and abs(cbv_ratio(corrected) - 1) < 0.1  # measured: 0.77 and 1.07
     k2 = np.asarray(nib.load(corrected / "k2.nii.gz").dataobj)
     # transit-time differences alone (MTT 3-6 s) spread normal voxels' K2 over about ±0.0035/s (5th-95th
     # percentile; decision 0043), so the 16 patch voxels' median is within 25 % (measured 0.0050-0.0073/s, 4 seeds)
