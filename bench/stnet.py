@@ -1,14 +1,26 @@
-"""ST-Net throughput: training samples/s and inference voxels/s, against a naive implementation.
+"""ST-Net throughput: inference voxels/s (network alone and the whole call) and training samples/s.
 
-    python bench/stnet.py [--threads 2] [--device cpu|cuda] [--seconds 8] [--epoch-samples N]
+    python bench/stnet.py [--threads 2] [--device cpu|cuda] [--seconds 8] [--batch 256] [--epoch-samples N]
 
-Naive = what a first implementation does: every patch of the brain unfolded into memory at
-once (n_vox × 49 × T floats), contiguous tensors, batch 512. Ours = patches gathered on the fly
-from the padded series (``PatchTable``), channels-last 3-D memory format (for training on
-the CPU only), batch 2048 for inference; bf16 autocast and the data on the device on a GPU. Same model, same run.
-On a GPU it also times a whole 256×256×20 brain (``predict_maps``: input preparation on the
-device, then the network; at three batch sizes) and one training epoch of ``--epoch-samples``
-samples (the paper profile's epoch is ~355,000).
+Inference, the network alone, naive and fast **at the same batch** (``--batch``, default the
+CPU's 256): naive = what a first implementation does, every patch of the brain unfolded into
+memory at once (n_vox × 49 × T floats), contiguous tensors, fp32; fast = patches gathered on the
+fly from the padded series (``PatchTable``), channels-last 3-D, and bf16 autocast where the
+device computes bf16 natively (``network/precision.py``); "fast fp32" separates the two gains.
+The whole call: ``compute_maps(scan, "stnet")`` on a quick-size synthetic subject (64×64×10,
+~15,700 brain voxels, 50 frames; the scan loaded, the weights in memory, after one warm-up
+call), the default (batch 256, ``precision="auto"``) beside the previous default (batch 2,048,
+fp32), with the seconds of the input preparation and of the network. Training: naive and
+fast at batch 512. On a GPU it also times a whole 256×256×20 brain (``predict_maps``: input
+preparation on the device, then the network; at three batch sizes) and one training epoch of
+``--epoch-samples`` samples (the paper profile's epoch is ~355,000).
+
+Measured on this project's 2-core Xeon (avx512_bf16, AMX), 2 threads, best of repeated runs
+with the process at high priority because other jobs shared the machine (absolute figures are
+from a loaded machine, ratios from one run; 2026-12-07): the whole call 4,530 voxels/s before
+(fp32, batch 2,048) → 7,620 (fp32, batch 256) → 11,470 (bf16, batch 256); the network alone
+at batch 256 fp32 8,040, bf16 14,690. Why and what bf16 changes in the maps:
+``docs/decisions/0057-cpu-inference-bf16.md``.
 
 Layouts tried for GPU inference (H100, bf16, batch 16,384, the network alone; 2026-11-24):
 default 716k voxels/s, channels-last 3-D 913k (adopted), the spatial encoder as 2-D convolutions
@@ -26,9 +38,12 @@ import numpy as np
 import torch
 
 from stnet_lib.io import Scan
-from stnet_lib.network.inference import predict_maps
+from stnet_lib.network.inference import DEFAULT_BATCH, predict_maps
 from stnet_lib.network.patches import PatchTable
+from stnet_lib.network.precision import use_bf16
 from stnet_lib.network.stnet import STNet, STNetConfig
+from stnet_lib.pipeline import compute_maps
+from stnet_lib.signal import concentration_to_delta_r2, delta_r2_to_signal
 
 T = 50
 
@@ -56,26 +71,75 @@ def _naive_patches(volume, brain):
     return torch.from_numpy(np.ascontiguousarray(patches.transpose(0, 2, 3, 1)))[:, None]  # (n, 1, 7, 7, t)
 
 
-def bench_inference(device, seconds, rng):
+def bench_inference(device, seconds, rng, batch):
+    """Network alone at one batch size: naive, fast in fp32, fast (bf16 where native) [voxels/s]."""
     volume, brain = _volume((64, 64, 4), rng)
     model = STNet(STNetConfig(n_frames=T)).eval().to(device)
-    reference = torch.rand(2048, 2, T, device=device)
+    reference = torch.rand(batch, 2, T, device=device)
     naive = _naive_patches(volume, brain).to(device)
     with torch.inference_mode():
-        naive_rate = _rate(lambda: model(naive[:512], reference[:512]), 512, seconds)
+        naive_rate = _rate(lambda: model(naive[:batch], reference), batch, seconds)
     table = PatchTable([torch.from_numpy(volume)]).to(device)
-    coords = torch.from_numpy(np.argwhere(brain)[:2048]).to(device)
+    coords = torch.from_numpy(np.argwhere(brain)[:batch]).to(device)
     subject = torch.zeros(len(coords), dtype=torch.long, device=device)
     fast_model = model.to(memory_format=torch.channels_last_3d)
 
-    def fast():
+    def fast(bf16):
         patches = table.gather(subject, coords).contiguous(memory_format=torch.channels_last_3d)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             fast_model(patches, reference)
 
     with torch.inference_mode():
-        fast_rate = _rate(fast, len(coords), seconds)
-    return naive_rate, fast_rate, naive.numel() * 4 / 2**20
+        fp32_rate = _rate(lambda: fast(False), len(coords), seconds)
+        fast_rate = _rate(lambda: fast(use_bf16("auto", device)), len(coords), seconds)
+    return naive_rate, fp32_rate, fast_rate, naive.numel() * 4 / 2**20
+
+
+def quick_size_scan(shape=(64, 64, 10), n_frames=T, tr_s=1.5, te_ms=30.0, seed=0) -> Scan:
+    """A quick-profile-size scan: a gamma-variate AIF, exponential residues (CBF 20–60, MTT 3–6 s,
+    delay 0–3 frames), 1.5 T relaxivities, S0 500, noise σ 5; the arterial and brain masks given."""
+    rng = np.random.default_rng(seed)
+    x, y = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
+    brain = np.repeat(((x / 0.71) ** 2 + (y / 0.71) ** 2 < 1)[..., None], shape[2], axis=2)
+    fine = np.arange(0, n_frames * tr_s, 0.1)
+    arrival = np.clip(fine - 12, 0, None)
+    aif = 6 * arrival**3 * np.exp(-arrival / 1.5) / (4.5**3 * np.exp(-3))  # peak 6 mM
+    cbf, mtt = 20 + 40 * rng.random(shape), 3 + 3 * rng.random(shape)
+    residue = np.exp(-fine[None] / mtt.reshape(-1, 1))
+    n = 2 * fine.size
+    conv = np.fft.irfft(np.fft.rfft(aif, n) * np.fft.rfft(residue, n, axis=-1), n, axis=-1)[:, : fine.size] * 0.1
+    c_fine = (1.04 / 0.733) * (cbf.reshape(-1, 1) / 6000) * conv
+    frames, delay = np.arange(n_frames) * tr_s, rng.integers(0, 3, brain.size) * tr_s
+    c_tissue = np.stack([np.interp(frames - d, fine, c, left=0) for c, d in zip(c_fine, delay)])
+    delta_r2 = concentration_to_delta_r2(c_tissue.reshape(shape + (n_frames,)), kind="tissue")
+    aif_mask = np.zeros(shape, bool)
+    aif_mask[32, 20:23, 4] = True
+    delta_r2[aif_mask] = concentration_to_delta_r2(np.interp(frames, fine, aif), kind="arterial")
+    signal = delta_r2_to_signal(delta_r2, 500.0, te_ms) + rng.normal(0, 5, shape + (n_frames,))
+    signal = np.where((brain | aif_mask)[..., None], signal, 20 + rng.normal(0, 5, signal.shape))
+    return Scan(signal.astype(np.float32), np.eye(4), None, te_ms, tr_s, aif_mask, brain & ~aif_mask, field_t=1.5)
+
+
+def bench_whole_call(repeats=3):
+    """compute_maps(scan, "stnet") on a quick-size subject (CPU): {setting: (s, inputs s, network s)}, voxels."""
+    scan = quick_size_scan()
+    model = STNet(STNetConfig(n_frames=T, dt_s=1.5))
+    payload = {"config": model.config.to_dict(), "model": model.state_dict()}
+    settings = {"before: fp32, batch 2048": {"precision": "fp32", "batch_size": 2048},
+                "fp32, batch 256": {"precision": "fp32", "batch_size": 256},
+                f"default: {'bf16' if use_bf16('auto', torch.device('cpu')) else 'fp32'}, batch "
+                f"{DEFAULT_BATCH['cpu']}": {}}
+    best = {}
+    for name, options in settings.items():
+        compute_maps(scan, "stnet", checkpoint=payload, **options)  # warm-up (oneDNN primitive creation)
+    for _ in range(repeats):  # interleaved, best of each: robust against other jobs on the machine
+        for name, options in settings.items():
+            start = time.perf_counter()
+            params = compute_maps(scan, "stnet", checkpoint=payload, **options).params
+            seconds = time.perf_counter() - start
+            if seconds < best.get(name, (np.inf,))[0]:
+                best[name] = (seconds, params["seconds_inputs"], params["seconds_network"])
+    return best, int(scan.brain_mask.sum())
 
 
 def bench_training(device, seconds, rng):
@@ -139,15 +203,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seconds", type=float, default=8.0, help="timing window per measurement")
+    parser.add_argument("--batch", type=int, help="inference batch of both paths (default: the device's default)")
     parser.add_argument("--epoch-samples", type=int, default=355_000)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    batch = args.batch or DEFAULT_BATCH.get(device.type, 2048)
     rng = np.random.default_rng(0)
     print(f"ST-Net throughput on {device} ({torch.get_num_threads()} threads), T = {T}")
-    naive_inf, fast_inf, naive_mib = bench_inference(device, args.seconds, rng)
-    print(f"inference  naive (all patches unfolded, {naive_mib:.0f} MiB; batch 512): {naive_inf:8.0f} voxels/s")
-    print(f"inference  stnet (on-the-fly gather, batch 2048): {fast_inf:8.0f} voxels/s  ({fast_inf / naive_inf:.2f}x)")
+    naive, fp32, fast, naive_mib = bench_inference(device, args.seconds, rng, batch)
+    print(f"inference  naive (all patches unfolded, {naive_mib:.0f} MiB, fp32; batch {batch}): {naive:8.0f} voxels/s")
+    print(f"inference  fast, fp32 (on-the-fly gather, channels-last; batch {batch}):  {fp32:8.0f} voxels/s  "
+          f"({fp32 / naive:.2f}x)")
+    print(f"inference  fast ({'bf16' if use_bf16('auto', device) else 'fp32'}; batch {batch}):          "
+          f"{fast:8.0f} voxels/s  ({fast / naive:.2f}x)")
+    if device.type == "cpu":
+        rows, n_vox = bench_whole_call()
+        for name, (seconds, inputs_s, network_s) in rows.items():
+            print(f"whole call compute_maps, 64x64x10 subject ({n_vox} voxels), {name}: {n_vox / seconds:8.0f} "
+                  f"voxels/s ({seconds:.2f} s: inputs {inputs_s:.2f} s, network {network_s:.2f} s)")
     naive_tr, fast_tr = bench_training(device, args.seconds, rng)
     print(f"training   naive (unfolded patches, batch 512):   {naive_tr:8.0f} samples/s")
     print(f"training   stnet (on-the-fly gather, batch 512):  {fast_tr:8.0f} samples/s  ({fast_tr / naive_tr:.2f}x)")

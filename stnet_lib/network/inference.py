@@ -27,17 +27,19 @@ from ..maps import PerfusionMaps, mtt_eq6
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .inputs import scan_inputs
 from .patches import PatchTable
+from .precision import use_bf16
 from .stnet import TARGET_NAMES, STNet
 
 __all__ = ["predict_maps", "predict_voxels"]
 
-#: Default batch per device type (the CPU gains nothing beyond ~2k; a GPU wants large batches).
-DEFAULT_BATCH = {"cpu": 2048, "cuda": 16384}
+#: Default batch per device type: on the CPU the activations of 256 voxels stay in cache (2,048:
+#: 1.7× slower; docs/decisions/0057-cpu-inference-bf16.md); a GPU wants large batches.
+DEFAULT_BATCH = {"cpu": 256, "cuda": 16384}
 
 
 @torch.inference_mode()
 def predict_voxels(model: STNet, table: PatchTable, coords: np.ndarray, baseline: np.ndarray,
-                   aif_curve: torch.Tensor, *, device: torch.device) -> np.ndarray:
+                   aif_curve: torch.Tensor, *, device: torch.device, precision: str = "auto") -> np.ndarray:
     """Physical outputs (``model.config.outputs``: by default CBV, CBF, Tmax) of one batch of voxels.
 
     Parameters
@@ -48,17 +50,20 @@ def predict_voxels(model: STNet, table: PatchTable, coords: np.ndarray, baseline
     baseline : ndarray, shape (B,)
         The voxels' baseline channel values.
     aif_curve : Tensor, shape (T,)
+    precision : str
+        ``"auto"``, ``"fp32"`` or ``"bf16"`` (:mod:`stnet_lib.network.precision`).
 
     Returns
     -------
     ndarray, shape (B, n_out), float64, ≥ 0
     """
     index, base = torch.from_numpy(coords).to(device), torch.from_numpy(baseline).to(device)
-    return _forward(model, table, index, base, aif_curve).double().cpu().numpy()
+    bf16 = use_bf16(precision, torch.device(device))
+    return _forward(model, table, index, base, aif_curve, bf16=bf16).double().cpu().numpy()
 
 
 def _forward(model: STNet, table: PatchTable, index: torch.Tensor, baseline: torch.Tensor,
-             aif_curve: torch.Tensor) -> torch.Tensor:
+             aif_curve: torch.Tensor, *, bf16: bool) -> torch.Tensor:
     """Physical outputs (B, n_out), float32, ≥ 0, of the voxels ``index`` (B, 3), all on the model's device."""
     device = index.device
     patches = table.gather(torch.zeros(len(index), dtype=torch.long, device=device), index)  # (B, 1, 7, 7, T)
@@ -66,13 +71,14 @@ def _forward(model: STNet, table: PatchTable, index: torch.Tensor, baseline: tor
     n_frames = patches.shape[-1]
     reference = torch.stack([baseline.unsqueeze(-1).expand(-1, n_frames), aif_curve.expand(len(index), -1)],
                             dim=1)  # (B, 2, T)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         out = model(patches, reference)
     return model.decode(out.float()).clamp_min(0)
 
 
 def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", batch_size: int | None = None,
-                 region: np.ndarray | None = None, motion_correct: bool = False) -> PerfusionMaps:
+                 region: np.ndarray | None = None, motion_correct: bool = False,
+                 precision: str = "auto") -> PerfusionMaps:
     """CBV, CBF, MTT, Tmax of every brain voxel of ``scan`` with a trained ST-Net.
 
     Parameters
@@ -87,12 +93,15 @@ def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", 
     device : str
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     batch_size : int, optional
-        Voxels per forward pass (default 2048 on the CPU, 16384 on a GPU).
+        Voxels per forward pass (default 256 on the CPU, 16384 on a GPU).
     region : ndarray of bool, shape (x, y, z), optional
         Predict only the brain voxels inside ``region`` (NaN elsewhere); the inputs are still
         prepared from the whole scan, so the values there equal a whole-brain run's.
     motion_correct : bool
         Register the frames rigidly first (a :class:`Scan` only; :mod:`stnet_lib.motion`).
+    precision : str
+        ``"auto"`` (bf16 autocast on a GPU and on a CPU with native bf16, else fp32), ``"fp32"`` or
+        ``"bf16"`` (:mod:`stnet_lib.network.precision`; recorded in ``params``).
 
     Returns
     -------
@@ -108,6 +117,7 @@ def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", 
     batch_size = batch_size or DEFAULT_BATCH.get(dev.type, 2048)
     if batch_size < 1:
         raise StnetInputError(f"batch_size must be a positive number of voxels; got {batch_size}")
+    bf16 = use_bf16(precision, dev)
     clock = _Clock(dev)
     inputs, prepared, blood = scan_inputs(scan, n_frames=cfg.n_frames, dt_s=cfg.dt_s,
                                           normalisation=cfg.input_normalisation, vof_correction=cfg.vof_correction,
@@ -125,7 +135,7 @@ def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", 
     with torch.inference_mode(), _cudnn_autotune(dev):
         for start in range(0, len(index), batch_size):
             part = slice(start, start + batch_size)
-            out[part] = _forward(model, table, index[part], baseline[part], aif_curve)
+            out[part] = _forward(model, table, index[part], baseline[part], aif_curve, bf16=bf16)
     values = out.double().cpu().numpy()  # one transfer, after the last batch
     seconds_network = clock.lap()
     predicted = dict(zip(cfg.outputs, values.T))
@@ -137,6 +147,7 @@ def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", 
               "scan_frames": int(scan.signal.shape[-1]), "baseline_frames": [inputs.baseline_frames.start,
                                                                               inputs.baseline_frames.stop],
               "te_ms": scan.te_ms, "field_t": scan.field_t, "batch_size": batch_size, "device": str(dev),
+              "precision": "bf16" if bf16 else "fp32",
               "trained_epoch": payload.get("epoch"), "outputs": list(cfg.outputs),
               "seconds_inputs": seconds_inputs, "seconds_network": seconds_network}
     maps = PerfusionMaps(cbv, cbf, mtt, tmax, method="stnet", params=params)
