@@ -1,6 +1,6 @@
 """Sub-frame Tmax (issue #15): every method's Tmax error against the simulation's truth, per TR and peak rule.
 
-Noise-free tissue curves of the synthetic cohort's kind (tests/cohort_curves.py, from
+Noise-free tissue curves of the synthetic cohort's kind (stnet_lib/experiments/tmax_curves.py, from
 ``stnet_lib.simulation``: its AIF, its five residue shapes, exponential dispersion, curves
 computed on a 0.05 s grid and sampled every TR over a 100 s window) with delays 0–8 s in steps of
 0.25 s, every shape, MTT {3, 5, 8, 12} s and dispersion {0.5, 1, 2, 3} s (2,640 voxels); the
@@ -25,18 +25,14 @@ gives ≈ TR/4); then the time each rule takes on 100,000 residues of 100 sample
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from cohort_curves import DISPERSIONS_S, curves, tracking_error, voxel_grid  # noqa: E402
-
-from stnet_lib.deconvolution import deconvolve  # noqa: E402
-from stnet_lib.maps import peak_index, tmax_eq7  # noqa: E402
+from stnet_lib.experiments.tmax_curves import DISPERSIONS_S, curves, tracking_error, voxel_grid
+from stnet_lib.deconvolution import deconvolve
+from stnet_lib.maps import peak_index, tmax_eq7
 
 RULES = ("sample", "parabola", "fourier")
 

@@ -6,7 +6,7 @@ The decision and the full measurement: docs/decisions/0041-subframe-tmax.md, ben
 import numpy as np
 import pytest
 
-from cohort_curves import curves, tracking_error, voxel_grid
+from stnet_lib.experiments.tmax_curves import curves, tracking_error, voxel_grid
 from stnet_lib._validation import StnetInputError
 from stnet_lib.deconvolution import deconvolve
 from stnet_lib.maps import negative_delay_record, tmax_eq7
