@@ -184,6 +184,11 @@ def test_a_voxel_curve_is_that_voxels_concentration_and_outside_the_brain_is_ref
     assert curves["voxel (5, 4, 1)"].max() > 0
     with pytest.raises(StnetInputError, match=r"voxel \(0, 0, 0\) is outside the brain mask"):
         subjects.scan_curves(scan, [(0, 0, 0)])
+    scan.signal = scan.signal.copy()
+    scan.signal[..., 0] *= 1.25  # a first frame not yet at steady state: dropped, and the times say so
+    time_s, curves = subjects.scan_curves(scan, [(5, 4, 1)])
+    assert all(curve.shape == time_s.shape for curve in curves.values())
+    assert time_s[0] == pytest.approx(scan.tr_s) and time_s.size == scan.signal.shape[-1] - 1
 
 
 # --- ablations ------------------------------------------------------------------------------------

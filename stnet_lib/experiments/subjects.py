@@ -119,7 +119,13 @@ def scan_curves(scan: Scan, voxels=(), *, concentrations=None) -> tuple[np.ndarr
         if position < 0:
             raise StnetInputError(f"voxel {tuple(voxel)} is outside the brain mask: choose a brain voxel")
         curves[f"voxel {tuple(int(v) for v in voxel)}"] = conc.c_tissue[position]
-    return np.arange(scan.signal.shape[-1]) * scan.tr_s, curves
+    return _frame_times_s(conc, scan.tr_s), curves
+
+
+def _frame_times_s(conc, tr_s: float) -> np.ndarray:
+    """Times [s] from the series' start of the frames kept by the curve preparation (after those dropped)."""
+    dropped = conc.prepared.record.get("frames_dropped", 0) if conc.prepared is not None else 0
+    return (dropped + np.arange(conc.c_aif.shape[-1])) * tr_s
 
 
 @dataclass
@@ -150,8 +156,9 @@ class Exploration:
 
     @property
     def time_s(self) -> np.ndarray:
-        """Frame times [s]."""
-        return np.arange(self.scan.signal.shape[-1]) * self.scan.tr_s
+        """Times [s] of the frames the curves keep (non-steady first frames dropped), from the series' start."""
+        self._curves()
+        return _frame_times_s(self.__dict__["concentrations"], self.scan.tr_s)
 
     @property
     def tmax(self) -> np.ndarray:
