@@ -43,6 +43,7 @@ from .io import MAP_FILES, atomic_write, load_scan, save_maps, save_nifti
 from .manifest import load_manifest
 from .pipeline import compute_maps
 from .summary import SummaryConfig, hypoperfusion_summary
+from ._files import sha256_file as _sha256
 
 __all__ = ["DONE_MARKER", "SUMMARY_TABLE", "SUMMARY_FILES", "map_cohort", "map_subject", "save_scan_outputs",
            "write_scan_outputs", "write_summary_table", "subject_inputs"]
@@ -73,14 +74,6 @@ def subject_inputs(row) -> dict[str, Path]:
     if sidecar is not None and Path(sidecar).is_file():
         files["dsc_sidecar"] = Path(sidecar)
     return files
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _file_records(files: dict[str, Path], previous: dict) -> dict:

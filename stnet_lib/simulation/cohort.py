@@ -36,6 +36,7 @@ from .reference import rapid_like_maps
 from .statistics import subject_statistics
 from .realism import Realism
 from .subject import Subject, SubjectConfig, draw_acquisition, make_subject
+from .._files import sha256_file as _sha256
 
 __all__ = ["CohortProfile", "SIMULATION_VERSION", "subject_plan", "sidecar", "write_subject",
            "subject_is_complete", "simulate_cohort", "cohort_table", "root_manifest_table"]
@@ -104,14 +105,6 @@ def _fingerprint(config: SubjectConfig, seed: int, index: int, rapid_like: bool 
     text = json.dumps({"config": dataclasses.asdict(config), "seed": seed, "index": index,
                        "version": SIMULATION_VERSION, **({"rapid_like": True} if rapid_like else {})}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _save(data: np.ndarray, affine: np.ndarray, path: Path, *, tr_s: float | None = None) -> None:
