@@ -11,7 +11,7 @@ from stnet_lib._validation import StnetInputError
 import stnet_lib.network.train as train_module
 from stnet_lib.network import STNetConfig, predict_maps, save_checkpoint, train_from_manifest
 from stnet_lib.network.checkpoint import load_checkpoint
-from stnet_lib.network.inputs import resample_time
+from stnet_lib.network.inputs import hold_tail, resample_time
 from stnet_synthetic import TE_MS, TR_S, write_cohort
 from stnet_synthetic_config import TINY_TRAIN
 
@@ -88,6 +88,33 @@ def test_a_too_short_scan_is_refused(trained):
     short = type(scan)(**{**scan.__dict__, "signal": scan.signal[..., :20]})
     with pytest.raises(StnetInputError, match="covers 28.5 s"):
         predict_maps(short, trained["checkpoint"])
+
+
+def test_a_scan_a_little_shorter_than_the_window_has_its_tail_held(trained):
+    """Two frames short (a realistic series loses its non-steady first frames): the plateau is held, and the
+    maps stay close to those of the full series; the seconds held are recorded."""
+    scan = trained["scan"]
+    short = type(scan)(**{**scan.__dict__, "signal": scan.signal[..., :28]})
+    expected, got = predict_maps(scan, trained["checkpoint"]), predict_maps(short, trained["checkpoint"])
+    assert got.params["tail_held_s"] == pytest.approx(2 * TR_S)
+    assert expected.params["tail_held_s"] == 0.0
+    brain = np.isfinite(expected.cbv)
+    for name in ("cbv", "cbf"):
+        relative = np.abs(getattr(got, name)[brain] / getattr(expected, name)[brain] - 1)
+        assert np.median(relative) < 0.1, name
+
+
+def test_holding_the_tail_is_refused_where_the_bolus_would_be_cut():
+    time_s = np.arange(30) * 1.5
+    arterial = 100 - 60 * np.exp(-0.5 * ((time_s - 38) / 3) ** 2)  # peaks 5.5 s before the end
+    signal = np.tile(arterial, (2, 2, 1, 1)).astype(np.float32)
+    aif = np.ones((2, 2, 1), dtype=bool)
+    with pytest.raises(StnetInputError, match="peaks 6 s before the end"):
+        hold_tail(signal, aif, 1.5, 32, 1.5)
+    early = np.tile(100 - 60 * np.exp(-0.5 * ((time_s - 12) / 3) ** 2), (2, 2, 1, 1)).astype(np.float32)
+    held, held_s = hold_tail(early, aif, 1.5, 32, 1.5)
+    assert held.shape[-1] == 32 and held_s == pytest.approx(3.0)
+    np.testing.assert_allclose(held[..., 30:], early[..., -3:].mean(-1, keepdims=True).repeat(2, -1))
 
 
 def test_resampling_interpolates_linearly():

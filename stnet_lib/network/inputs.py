@@ -51,11 +51,10 @@ import numpy as np
 import torch
 
 from ..curves import BloodCurves, PreparedScan, blood_curves, mean_curve, prepare_curves, select_voxels, tissue_concentration
-from ..io import Scan
 from ..signal import detect_baseline
 from .._validation import StnetInputError, check_in_allowed, check_mask
 
-__all__ = ["INPUT_NORMALISATIONS", "NetworkInputs", "prepare_inputs", "resample_time", "scan_inputs"]
+__all__ = ["INPUT_NORMALISATIONS", "NetworkInputs", "hold_tail", "prepare_inputs", "resample_time", "scan_inputs"]
 
 #: Relative slack when comparing time grids (rounding of TR in headers).
 GRID_TOLERANCE = 1e-4
@@ -97,6 +96,45 @@ class NetworkInputs:
     tissue_integral_mM_s: np.ndarray
     brain_mask: np.ndarray
     baseline_frames: slice
+    tail_held_s: float = 0.0
+
+
+#: A series may be this fraction of the network's window short: the missing tail is held (see hold_tail).
+MAX_HELD_FRACTION = 0.2
+#: ... provided that the arterial bolus peaked at least this long before the series ends [s]: the first
+#: pass is over (an arterial first pass lasts about 10 s after its peak) and only the plateau is held.
+MIN_AFTER_ARTERIAL_PEAK_S = 15.0
+
+
+def hold_tail(signal, aif_mask: np.ndarray, tr_s: float, n_frames: int, dt_s: float):
+    """Extend a series a little shorter than the network's window by holding its last level.
+
+    A realistic series loses its non-steady first frames (``curves.prepare_curves``), and sites differ
+    in frame counts, so a scan may end a few seconds before the checkpoint's window
+    (``n_frames × dt_s``). After the first pass the curves sit on their steady-state plateau, so
+    the missing tail is filled with the mean of the last three frames. Refused (``StnetInputError``)
+    where the bolus itself would be cut: more than ``MAX_HELD_FRACTION`` of the window missing, or
+    the arterial curve's peak (its signal minimum) less than ``MIN_AFTER_ARTERIAL_PEAK_S`` before
+    the end. Returns ``(signal, held_s)``, ``held_s`` the seconds added (0 when nothing was needed).
+    """
+    n_src = signal.shape[-1]
+    span_src, span_dst = (n_src - 1) * tr_s, (n_frames - 1) * dt_s
+    if span_src >= span_dst * (1 - GRID_TOLERANCE):
+        return signal, 0.0
+    missing_s = span_dst - span_src
+    arterial = mean_curve(select_voxels(signal, aif_mask))
+    after_peak_s = (n_src - 1 - int(np.argmin(arterial))) * tr_s
+    if missing_s > MAX_HELD_FRACTION * span_dst or after_peak_s < MIN_AFTER_ARTERIAL_PEAK_S:
+        raise StnetInputError(
+            f"the series covers {span_src:.1f} s ({n_src} frames every {tr_s:g} s) but the ST-Net "
+            f"checkpoint needs {span_dst:.1f} s ({n_frames} frames every {dt_s:g} s), and the arterial bolus "
+            f"peaks {after_peak_s:.0f} s before the end: use a longer acquisition or a checkpoint trained on a "
+            "shorter time grid")
+    n_extra = int(np.ceil(missing_s / tr_s - GRID_TOLERANCE))
+    last = signal[..., -3:].mean(-1, keepdims=True)
+    tail = last.expand(*last.shape[:-1], n_extra) if isinstance(signal, torch.Tensor) else np.repeat(last, n_extra, -1)
+    joined = torch.cat([signal, tail], -1) if isinstance(signal, torch.Tensor) else np.concatenate([signal, tail], -1)
+    return joined, n_extra * tr_s
 
 
 def resample_time(signal, tr_s: float, n_frames: int, dt_s: float):
@@ -171,6 +209,7 @@ def prepare_inputs(
     signal, xp = np.asarray(signal, dtype=np.float32), np if device is None else torch
     if device is not None:
         signal = torch.from_numpy(signal).to(device)
+    signal, held_s = hold_tail(signal, aif_mask, tr_s, n_frames, dt_s)
     signal = resample_time(signal, tr_s, n_frames, dt_s)
     brain_curves = select_voxels(signal, brain_mask)  # (n_brain, T) float32
     frames = detect_baseline(mean_curve(brain_curves)[None])
@@ -201,17 +240,17 @@ def prepare_inputs(
         volume = torch.zeros(signal.shape, dtype=torch.float32, device=signal.device)
         volume[torch.from_numpy(brain_mask).to(signal.device)] = curves.float()
     return NetworkInputs(volume, maps[0], aif_curve.astype(np.float32), aif_integral, k_av, maps[1], brain_mask,
-                         frames)
+                         frames, held_s)
 
 
-def scan_inputs(scan: Scan | PreparedScan, *, n_frames: int, dt_s: float, normalisation: str = "concentration",
+def scan_inputs(scan, *, n_frames: int, dt_s: float, normalisation: str = "concentration",
                 vof_correction: bool = False, device: str | torch.device | None = None,
                 motion_correct: bool = False) -> tuple[NetworkInputs, PreparedScan, BloodCurves]:
     """ST-Net's inputs of a scan through the curve preparation every method shares.
 
     Parameters
     ----------
-    scan : Scan or PreparedScan
+    scan : stnet_lib.io.Scan or PreparedScan
         A loaded scan (prepared here: :func:`stnet_lib.curves.prepare_curves`) or one prepared
         already (as ``pipeline.compute_maps`` passes it).
     n_frames, dt_s, normalisation, device
