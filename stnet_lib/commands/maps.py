@@ -51,6 +51,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="a method option, repeatable: threshold=0.15 (sSVD, cSVD), oi_threshold=0.05 (oSVD), "
                              "weight_spatial=0.03 or n_iter=150 (TTV, fields of TTVConfig)")
     parser.add_argument("--checkpoint", type=Path, help="ST-Net checkpoint (.pt), for --method stnet")
+    parser.add_argument("--uncertainty", action="store_true",
+                        help="with --method stnet: per-voxel SD maps cbv_sd, cbf_sd, tmax_sd (Monte-Carlo dropout, "
+                             "calibrated on validation subjects; stnet_lib.network.uncertainty)")
     parser.add_argument("--kh", type=float, default=K_H, help=f"haematocrit factor (default {K_H:.3f}; 1 for OSIPI)")
     parser.add_argument("--rho", type=float, default=RHO_G_PER_ML, help="tissue density [g/ml] (default 1.04; 1 for OSIPI)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -162,8 +165,10 @@ def compute_options(args) -> dict:
     if args.method == "stnet" and args.leakage_correction != "none":
         raise StnetInputError("--leakage-correction applies to the deconvolution methods; ST-Net reads the "
                               "uncorrected series (use e.g. --method osvd)")
+    if getattr(args, "uncertainty", False) and args.method != "stnet":
+        raise StnetInputError("--uncertainty is ST-Net's (Monte-Carlo dropout): use it with --method stnet")
     if args.method == "stnet":
-        return {"checkpoint": args.checkpoint}
+        return {"checkpoint": args.checkpoint, **({"uncertainty": True} if getattr(args, "uncertainty", False) else {})}
     leakage = {} if args.leakage_correction == "none" else {"leakage_correction": args.leakage_correction}
     return {"kh": args.kh, "rho": args.rho, **leakage, **method_options}
 

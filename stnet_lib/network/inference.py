@@ -29,6 +29,7 @@ from .inputs import scan_inputs
 from .patches import PatchTable
 from .precision import use_bf16
 from .stnet import TARGET_NAMES, STNet
+from .uncertainty import MCDropout, mc_for_checkpoint, with_uncertainty
 
 __all__ = ["predict_maps", "predict_voxels"]
 
@@ -63,8 +64,11 @@ def predict_voxels(model: STNet, table: PatchTable, coords: np.ndarray, baseline
 
 
 def _forward(model: STNet, table: PatchTable, index: torch.Tensor, baseline: torch.Tensor,
-             aif_curve: torch.Tensor, *, bf16: bool) -> torch.Tensor:
-    """Physical outputs (B, n_out), float32, ≥ 0, of the voxels ``index`` (B, 3), all on the model's device."""
+             aif_curve: torch.Tensor, *, bf16: bool, mc: MCDropout | None = None) -> torch.Tensor:
+    """Physical outputs (B, n_out), float32, ≥ 0, of the voxels ``index`` (B, 3), all on the model's device.
+
+    With ``mc`` (``uncertainty.py``): (B, 2·n_out), the outputs, then their raw Monte-Carlo dropout SDs.
+    """
     device = index.device
     patches = table.gather(torch.zeros(len(index), dtype=torch.long, device=device), index)  # (B, 1, 7, 7, T)
     patches = patches.contiguous(memory_format=torch.channels_last_3d)  # CPU ~2×, H100 ~1.3× (bench/stnet.py)
@@ -72,13 +76,18 @@ def _forward(model: STNet, table: PatchTable, index: torch.Tensor, baseline: tor
     reference = torch.stack([baseline.unsqueeze(-1).expand(-1, n_frames), aif_curve.expand(len(index), -1)],
                             dim=1)  # (B, 2, T)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        out = model(patches, reference)
-    return model.decode(out.float()).clamp_min(0)
+        if mc is None:
+            out = model(patches, reference)
+        else:
+            features = model.features(patches, reference)
+            out, sd = model.head(features), mc.sd(model, features)
+    out = model.decode(out.float()).clamp_min(0)
+    return out if mc is None else torch.cat([out, sd], dim=1)
 
 
 def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", batch_size: int | None = None,
                  region: np.ndarray | None = None, motion_correct: bool = False,
-                 precision: str = "auto") -> PerfusionMaps:
+                 precision: str = "auto", uncertainty: bool = False, mc_samples: int | None = None) -> PerfusionMaps:
     """CBV, CBF, MTT, Tmax of every brain voxel of ``scan`` with a trained ST-Net.
 
     Parameters
@@ -102,6 +111,12 @@ def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", 
     precision : str
         ``"auto"`` (bf16 autocast on a GPU and on a CPU with native bf16, else fp32), ``"fp32"`` or
         ``"bf16"`` (:mod:`stnet_lib.network.precision`; recorded in ``params``).
+    uncertainty : bool
+        Also the per-voxel SD of each predicted map, by Monte-Carlo dropout scaled by the
+        checkpoint's calibration (:mod:`stnet_lib.network.uncertainty`): ``extra_volumes``
+        ``cbv_sd``, ``cbf_sd``, ``tmax_sd`` (written as ``NAME.nii.gz``), ``params["uncertainty"]``.
+    mc_samples : int, optional
+        Dropout samples per voxel (default: the calibration's, else 30).
 
     Returns
     -------
@@ -127,18 +142,20 @@ def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", 
     seconds_inputs = clock.lap()
     model = model.to(dev).to(memory_format=torch.channels_last_3d)
     table = PatchTable([inputs.volume], cfg.patch_size).to(dev)  # the series was padded on the device
+    mc, calibration = mc_for_checkpoint(model, payload, mc_samples) if uncertainty else (None, None)
     aif_curve = torch.from_numpy(inputs.aif_curve).to(dev)
     voxels = inputs.brain_mask if region is None else inputs.brain_mask & np.asarray(region, dtype=bool)
     index = torch.from_numpy(np.argwhere(voxels)).to(dev)  # C order, as PerfusionMaps.scatter expects
     baseline = torch.from_numpy(inputs.baseline[voxels]).to(dev)
-    out = torch.empty((len(index), len(cfg.outputs)), dtype=torch.float32, device=dev)
+    n_out = len(cfg.outputs)
+    out = torch.empty((len(index), n_out * (1 if mc is None else 2)), dtype=torch.float32, device=dev)
     with torch.inference_mode(), _cudnn_autotune(dev):
         for start in range(0, len(index), batch_size):
             part = slice(start, start + batch_size)
-            out[part] = _forward(model, table, index[part], baseline[part], aif_curve, bf16=bf16)
+            out[part] = _forward(model, table, index[part], baseline[part], aif_curve, bf16=bf16, mc=mc)
     values = out.double().cpu().numpy()  # one transfer, after the last batch
     seconds_network = clock.lap()
-    predicted = dict(zip(cfg.outputs, values.T))
+    predicted = dict(zip(cfg.outputs, values[:, :n_out].T))
     missing = np.full(len(values), np.nan)
     cbv, cbf, tmax = (predicted.get(name, missing) for name in TARGET_NAMES)
     mtt = mtt_eq6(cbv, cbf) if {"cbv", "cbf"} <= predicted.keys() else missing
@@ -150,8 +167,9 @@ def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", 
               "precision": "bf16" if bf16 else "fp32",
               "trained_epoch": payload.get("epoch"), "outputs": list(cfg.outputs),
               "seconds_inputs": seconds_inputs, "seconds_network": seconds_network}
-    maps = PerfusionMaps(cbv, cbf, mtt, tmax, method="stnet", params=params)
-    return attach_preparation(maps.scatter(voxels), prepared, blood)
+    maps = attach_preparation(PerfusionMaps(cbv, cbf, mtt, tmax, method="stnet", params=params).scatter(voxels),
+                              prepared, blood)
+    return maps if mc is None else with_uncertainty(maps, values[:, n_out:], voxels, cfg.outputs, mc, calibration)
 
 
 class _Clock:
