@@ -17,7 +17,7 @@ from ._validation import StnetInputError
 __all__ = ["main", "COMMANDS"]
 
 #: Sub-command modules in ``stnet_lib.commands``, in the order ``stnet --help`` lists them.
-COMMANDS = ("simulate", "train", "convert", "maps", "evaluate", "report")
+COMMANDS = ("simulate", "train", "convert", "maps", "evaluate", "report", "weights")
 
 
 def build_parser() -> argparse.ArgumentParser:

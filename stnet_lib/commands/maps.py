@@ -24,6 +24,7 @@ from ..leakage import LEAKAGE_METHODS
 from ..pipeline import ALL_METHODS, compute_maps
 from ..qc import summary_lines
 from ..summary import SummaryConfig
+from ..weights import shipped_checkpoint
 from .._validation import StnetInputError
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="a method option, repeatable: threshold=0.15 (sSVD, cSVD), oi_threshold=0.05 (oSVD), "
                              "weight_spatial=0.03 or n_iter=150 (TTV, fields of TTVConfig)")
-    parser.add_argument("--checkpoint", type=Path, help="ST-Net checkpoint (.pt), for --method stnet")
+    parser.add_argument("--checkpoint", type=Path, help="ST-Net checkpoint (.pt), for --method stnet (default: the "
+                        "trained ST-Net that ships with stnet, `stnet weights`)")
     parser.add_argument("--uncertainty", action="store_true",
                         help="with --method stnet: per-voxel SD maps cbv_sd, cbf_sd, tmax_sd (Monte-Carlo dropout, "
                              "calibrated on validation subjects; stnet_lib.network.uncertainty)")
@@ -157,8 +159,12 @@ def summary_config(args) -> SummaryConfig:
 
 def compute_options(args) -> dict:
     """compute_maps' keywords from the command line: ST-Net's checkpoint, or kh, rho and --option's."""
-    if args.method == "stnet" and args.checkpoint is None:
-        raise StnetInputError("--method stnet needs --checkpoint (a .pt file written by `stnet train`)")
+    checkpoint = args.checkpoint
+    if args.method == "stnet" and checkpoint is None:  # the trained ST-Net that ships, its sha256 checked
+        try:
+            checkpoint = shipped_checkpoint()
+        except StnetInputError as error:
+            raise StnetInputError(f"--method stnet needs --checkpoint (a .pt file written by `stnet train`): {error}")
     method_options = parse_options(args.option)
     if method_options and args.method == "stnet":
         raise StnetInputError("--option sets deconvolution options; ST-Net takes none (drop --option)")
@@ -168,7 +174,7 @@ def compute_options(args) -> dict:
     if getattr(args, "uncertainty", False) and args.method != "stnet":
         raise StnetInputError("--uncertainty is ST-Net's (Monte-Carlo dropout): use it with --method stnet")
     if args.method == "stnet":
-        return {"checkpoint": args.checkpoint, **({"uncertainty": True} if getattr(args, "uncertainty", False) else {})}
+        return {"checkpoint": checkpoint, **({"uncertainty": True} if getattr(args, "uncertainty", False) else {})}
     leakage = {} if args.leakage_correction == "none" else {"leakage_correction": args.leakage_correction}
     return {"kh": args.kh, "rho": args.rho, **leakage, **method_options}
 
