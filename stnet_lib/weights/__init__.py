@@ -14,13 +14,13 @@ tensors, dicts, lists, numbers and strings only. Why one file of weights and how
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import math
 import shutil
 import tempfile
 from pathlib import Path
 
+from .._files import sha256_file
 from .._validation import StnetInputError
 
 __all__ = ["WEIGHTS_DIR", "DEFAULT_NAME", "MAX_BYTES", "sha256", "read_record", "shipped_checkpoint", "pack_weights",
@@ -38,12 +38,8 @@ _SHIPPED_KEYS = ("config", "model", "train_config", "epoch", "history", "uncerta
 
 
 def sha256(path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex sha256 of a file (the package's one file hash, ``_files.sha256_file``)."""
+    return sha256_file(path)
 
 
 def _paths(folder, name: str) -> tuple[Path, Path]:
