@@ -1,16 +1,17 @@
 """Stage 2 (curves): the arterial input and venous output found automatically.
 
-Arterial input (Mouridsen et al. 2006, doi:10.1002/mrm.20759): of the voxels searched, keep those
-whose ΔR2* area is in the top 10 % and whose roughness is not in the top 25 %, then cluster the
-curves' shapes (unit area) with k-means (5 clusters) and keep the cluster of the earliest first
-moment; cluster that cluster again the same way. Two departures, both measured on the synthetic
-cohort (docs/decisions/0050-automatic-aif.md):
+Arterial input, after Mouridsen et al. 2006 (doi:10.1002/mrm.20759): of the voxels searched, keep
+those whose ΔR2* area is in the top 10 % and whose roughness is not in the top 25 %, cluster the
+curves' shapes (unit area) with k-means (5 clusters) and keep the arterial cluster. Departures,
+each measured on the synthetic cohort (docs/decisions/0050-automatic-aif.md):
 
 * roughness is measured away from the first-pass peak (:func:`_roughness`): Mouridsen's whole-curve
   index ranks an artery's sharp peak as rough and screened every arterial voxel out;
+* the arterial clusters are those reaching half their maximum first (:func:`_arterial_clusters`),
+  not the one of the smallest first moment, and they are not clustered a second time;
 * saturation and partial volume (:func:`_least_biased`): both lower a curve's ΔR2* area (a peak on
-  the noise floor is flattened, a partly arterial voxel is diluted), so of the final cluster only
-  the curves whose area reaches ``area_fraction`` of the largest are kept, and saturated curves
+  the noise floor is flattened, a partly arterial voxel is diluted), so of the cluster only the
+  curves whose area reaches ``area_fraction`` of the largest are kept, and saturated curves
   (signal within ``saturation_n_sd`` noise SDs of zero) are dropped whenever unsaturated ones
   reach that band too.
 
@@ -43,10 +44,12 @@ class ArterialSearch:
     auc_quantile: float = 0.90  # keep voxels whose ΔR2* area is above this quantile
     roughness_quantile: float = 0.75  # drop voxels whose (unit-area) roughness is above this quantile
     n_clusters: int = 5  # k-means clusters per round
-    n_rounds: int = 2  # clusterings, each of the previous round's earliest cluster
+    n_rounds: int = 1  # ours (Mouridsen: 2): clusterings, each of the previous round's chosen cluster
+    arrival_tolerance_frames: float = 0.5  # ours: clusters arriving this close to the earliest one are arterial too
     saturation_n_sd: float = 3.0  # ours: signal within this many noise SDs of 0 at the peak = saturated
-    area_fraction: float = 0.7  # ours: partial-volume screen, fraction of the largest ΔR2* area kept
-    window_s: float = 30.0  # ours: the first pass analysed, from the frame before the brain's bolus
+    area_fraction: float = 0.85  # ours: partial-volume screen, fraction of the largest ΔR2* area kept
+    window_s: float = 30.0  # ours: the bolus analysed, from the frame before the brain's arrival
+    first_pass_s: float = 15.0  # ours: the part of it whose area measures partial volume (no recirculation)
     min_venous_voxels: int = 3  # ours: the VOF averages the largest-area late curves, as many as the AIF's, at least this
     random_state: int = 0  # k-means seed (the result is deterministic)
 
@@ -68,7 +71,7 @@ class _Candidates:
     delta_r2: np.ndarray  # (n, w) ΔR2* over the analysed window [1/s]
     area: np.ndarray  # ∫ΔR2* over the window [1/s·frames]
     first_moment: np.ndarray  # first moment of the unit-area curve [frames from the window start]
-    peak: np.ndarray  # max ΔR2* [1/s]
+    first_pass_area: np.ndarray  # ∫ΔR2* over the first ``first_pass_s`` of the window [1/s·frames]
     screened: dict  # name -> bool (n,) passing each screen
 
 
@@ -90,10 +93,11 @@ def _roughness(unit: np.ndarray) -> np.ndarray:
 
     Mouridsen et al. sum (C'')² over the whole curve; an artery's sharp peak then ranks it among
     the roughest curves (on the 3.6 mm quick cohort every arterial voxel fell in the top 25 %).
-    Only the frames where a curve and both its neighbours are below half its maximum count here,
-    so that the index measures the noise of the baseline and the tail, not the bolus's shape.
+    Only the frames where a curve and both its neighbours are below a fifth of its maximum count
+    here, so that the index measures the noise of the baseline and the tail, not the bolus's shape
+    (at half the maximum an artery's steep flanks still counted, and ranked it rough).
     """
-    low = unit < 0.5 * unit.max(axis=1, keepdims=True)
+    low = unit < 0.2 * unit.max(axis=1, keepdims=True)
     flat = low[:, :-2] & low[:, 1:-1] & low[:, 2:]
     squared = np.diff(unit, n=2, axis=1) ** 2
     return np.where(flat, squared, 0.0).sum(axis=1) / np.maximum(flat.sum(axis=1), 1)
@@ -123,17 +127,40 @@ def _candidates(signal, search_mask, baseline, *, te_ms, tr_s, config: ArterialS
     }
     log.info("AIF search: %d voxels, noise SD %.3g, %d bright, %d large-area, %d smooth, %d unsaturated",
              len(index), noise_sd, *(int(v.sum()) for v in screened.values()))
-    return _Candidates(index, delta_r2, area, first_moment, delta_r2.max(axis=1), screened)
+    first_pass = delta_r2[:, : max(2, int(np.ceil(config.first_pass_s / tr_s)))]
+    return _Candidates(index, delta_r2, area, first_moment, np.trapezoid(first_pass, axis=1), screened)
 
 
-def _earliest_cluster(rows: np.ndarray, cand: _Candidates, config: ArterialSearch) -> np.ndarray:
-    """The rows of the k-means cluster (shape: unit-area curves) whose centroid's first moment is earliest."""
+def _half_max_arrival(curves: np.ndarray) -> np.ndarray:
+    """Frame (fractional) at which each curve (n, w) first reaches half its maximum."""
+    half = 0.5 * curves.max(axis=1, keepdims=True)
+    first = np.argmax(curves >= half, axis=1)
+    before = np.maximum(first - 1, 0)
+    rows = np.arange(len(curves))
+    lo, hi = curves[rows, before], curves[rows, first]
+    step = np.where(hi > lo, (half[:, 0] - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0)
+    return np.where(first > 0, before + np.clip(step, 0, 1), 0.0)
+
+
+def _arterial_clusters(rows: np.ndarray, cand: _Candidates, config: ArterialSearch) -> np.ndarray:
+    """The rows of the arterial k-means clusters of the unit-area curves (their shape).
+
+    The clusters whose centroids reach half their maximum within ``arrival_tolerance_frames`` of
+    the earliest one: saturated and unsaturated, more or less partial-volumed arteries fall into
+    different clusters of nearly the same arrival, and :func:`_least_biased` chooses among their
+    curves. Mouridsen et al. keep the one cluster of the smallest first moment; a peak truncated
+    at the noise floor moves the unit-area curve's first moment later, so the least
+    partial-volumed, saturated arteries lost to diluted ones (decision 0050). The half-maximum
+    arrival is not moved by truncation.
+    """
     if len(rows) <= config.n_clusters:
         return rows
     unit = cand.delta_r2[rows] / cand.area[rows, None]
     kmeans = KMeans(n_clusters=config.n_clusters, n_init=10, random_state=config.random_state).fit(unit)
-    centroid_moment = (kmeans.cluster_centers_ * np.arange(unit.shape[1])).sum(axis=1) / kmeans.cluster_centers_.sum(axis=1)
-    return rows[kmeans.labels_ == int(np.argmin(centroid_moment))]
+    arrival = _half_max_arrival(kmeans.cluster_centers_)
+    area = np.array([cand.area[rows[kmeans.labels_ == k]].mean() for k in range(config.n_clusters)])
+    early = np.flatnonzero(arrival <= arrival.min() + config.arrival_tolerance_frames)
+    return rows[np.isin(kmeans.labels_, early)]
 
 
 def _mask(shape, flat_index) -> np.ndarray:
@@ -142,19 +169,22 @@ def _mask(shape, flat_index) -> np.ndarray:
     return mask.reshape(shape)
 
 
-def _least_biased(rows: np.ndarray, cand: _Candidates, config: ArterialSearch, record: dict, name: str) -> np.ndarray:
+def _least_biased(rows: np.ndarray, area: np.ndarray, cand: _Candidates, config: ArterialSearch, record: dict,
+                  name: str) -> np.ndarray:
     """The saturation and partial-volume screens on curves of one shape (arterial or venous).
 
     Both a partial volume and a peak on the noise floor lower a curve's ΔR2* area, so the curves
     kept are those whose area reaches ``area_fraction`` of the largest. Saturated curves are
     dropped first when unsaturated ones reach that band too (then they only flatten the mean);
     where every large curve is saturated (a 3 T scan at TE 30 ms often is), dropping them would
-    leave only partial-volumed curves, smaller still, so they stay and are counted.
+    leave only partial-volumed curves, smaller still, so they stay and are counted. ``area`` is
+    the arterial first pass's (a slow return or recirculation would count otherwise) or, for the
+    veins, the whole window's.
     """
     unsaturated = rows[cand.screened["unsaturated"][rows]]
-    if unsaturated.size and cand.area[unsaturated].max() >= config.area_fraction * cand.area[rows].max():
+    if unsaturated.size and area[unsaturated].max() >= config.area_fraction * area[rows].max():
         rows = unsaturated
-    rows = rows[cand.area[rows] >= config.area_fraction * cand.area[rows].max()]
+    rows = rows[area[rows] >= config.area_fraction * area[rows].max()]
     record[f"{name}_saturated_voxels"] = int((~cand.screened["unsaturated"][rows]).sum())
     return rows
 
@@ -192,8 +222,8 @@ def find_arterial_masks(signal: np.ndarray, search_mask: np.ndarray, baseline: s
         raise StnetInputError("no curve with a bolus was found where the AIF is searched: pass an AIF mask (--aif-mask)")
     rows = np.flatnonzero(usable)
     for _ in range(config.n_rounds):
-        rows = _earliest_cluster(rows, cand, config)
-    rows = _least_biased(rows, cand, config, record, "aif")
+        rows = _arterial_clusters(rows, cand, config)
+    rows = _least_biased(rows, cand.first_pass_area, cand, config, record, "aif")
     shape = search_mask.shape
     record.update(aif_voxels=int(len(rows)), aif_first_moment_frames=round(float(np.mean(cand.first_moment[rows])), 3))
     vof_mask = _venous(cand, usable, rows, shape, config, record) if find_vof else None
@@ -211,7 +241,7 @@ def _venous(cand: _Candidates, usable: np.ndarray, aif_rows: np.ndarray, shape, 
     if not late.any():
         record["vof_voxels"], record["vof_missing"] = 0, "no screened large-area curve later than the arterial one"
         return None
-    rows = _least_biased(np.flatnonzero(late), cand, config, record, "vof")
+    rows = _least_biased(np.flatnonzero(late), cand.area, cand, config, record, "vof")
     rows = rows[np.argsort(cand.area[rows])[::-1][: max(config.min_venous_voxels, len(aif_rows))]]
     record.update(vof_voxels=int(len(rows)), vof_first_moment_frames=round(float(np.mean(cand.first_moment[rows])), 3))
     return _mask(shape, cand.index[rows])

@@ -49,7 +49,7 @@ def arterial_qc_figure(mean_image: np.ndarray, aif_mask: np.ndarray, vof_mask: n
     aif_mask, vof_mask : ndarray of bool, shape (x, y, z)
     params : dict
         ``maps.params`` of :func:`stnet_lib.pipeline.compute_maps` (``time_s``, ``brain_signal``,
-        ``aif``/``vof`` mean signals and voxel counts, ``baseline_frames``, ``k_av``).
+        ``brain_baseline_frames``, ``aif``/``vof`` mean signals and voxel counts, ``k_av``).
     title : str
 
     Returns
@@ -62,7 +62,7 @@ def arterial_qc_figure(mean_image: np.ndarray, aif_mask: np.ndarray, vof_mask: n
     fig = Figure(figsize=(11, 4.6), layout="constrained")
     image_ax, curve_ax = fig.subplots(1, 2, width_ratios=[1, 1.3])
     _image_panel(image_ax, mean_image, masks, z)
-    time_s, baseline = np.asarray(params["time_s"]), slice(*params["baseline_frames"])
+    time_s, baseline = np.asarray(params["time_s"]), slice(*params["brain_baseline_frames"])
     curve_ax.plot(time_s, _relative(params["brain_signal"], baseline), color=_COLOURS["brain"], label="brain (mean)")
     for name in masks:
         entry = params[name]

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy.interpolate import CubicSpline
+from scipy.interpolate import PchipInterpolator
 
 from .aif import find_arterial_masks
 from .io import Scan
@@ -146,10 +146,11 @@ def align_slice_timing(signal: np.ndarray, slice_timing_s, tr_s: float) -> np.nd
     Returns
     -------
     ndarray, shape (x, y, z, t), float32
-        Slice z sampled at k·TR + τ_z is interpolated at k·TR with a not-a-knot cubic spline in time
-        (at TR 1.5 s and a half-TR shift, linear interpolation misses a narrow arterial curve by up
-        to 19 % of its peak, the spline by up to 12 %: docs/decisions/0052-slice-timing.md); before
-        the slice's first sample the first value is held (the baseline is flat there).
+        Slice z sampled at k·TR + τ_z is interpolated at k·TR by monotone cubic (PCHIP)
+        interpolation in time: at TR 1.5 s and a half-TR shift, linear interpolation misses a narrow
+        arterial curve by up to 19 % of its peak, PCHIP by up to 13 % (a not-a-knot spline, 12 %,
+        overshoots a saturated artery's drop to negative signal); docs/decisions/0052-slice-timing.md.
+        Before the slice's first sample the first value is held (the baseline is flat there).
     """
     timing = np.asarray(slice_timing_s, dtype=np.float64).ravel()
     if timing.shape != (signal.shape[2],) or not np.all(np.isfinite(timing)):
@@ -161,8 +162,9 @@ def align_slice_timing(signal: np.ndarray, slice_timing_s, tr_s: float) -> np.nd
     frames = np.arange(signal.shape[-1]) * tr_s
     out = np.array(signal, dtype=np.float32, copy=True)
     for z in np.flatnonzero(np.abs(timing) > 1e-9):
-        spline = CubicSpline(frames + timing[z], signal[:, :, z, :].astype(np.float64), axis=-1, extrapolate=False)
-        values = spline(frames)
+        interpolant = PchipInterpolator(frames + timing[z], signal[:, :, z, :].astype(np.float64), axis=-1,
+                                        extrapolate=False)
+        values = interpolant(frames)
         values[..., 0] = np.where(np.isnan(values[..., 0]), signal[:, :, z, 0], values[..., 0])
         out[:, :, z, :] = values
     return out
@@ -235,7 +237,7 @@ def prepare_curves(scan: Scan, *, motion_correct: bool = False, baseline: slice 
     if timing is not None:
         signal = align_slice_timing(signal, timing, scan.tr_s)
         record["slice_timing"] = {"slice_timing_s": np.asarray(timing, float).round(6).tolist(), "reference_s": 0.0,
-                                  "interpolation": "cubic spline (not-a-knot)"}
+                                  "interpolation": "monotone cubic (PCHIP)"}
     if baseline is None:
         baseline = detect_baseline(signal[brain])
     else:
@@ -250,8 +252,9 @@ def prepare_curves(scan: Scan, *, motion_correct: bool = False, baseline: slice 
 def attach_preparation(maps, prepared: PreparedScan, blood: BloodCurves):
     """Put the preparation's record, the mean curves and the masks computed here into ``maps`` (returned).
 
-    ``maps.params`` gains the record, the frame times, the brain's mean signal and, for the AIF and
-    the VOF, the voxel count, mean signal and concentration [mM] (→ ``maps.json``);
+    ``maps.params`` gains the record, the frame times of the prepared series, the brain's mean
+    signal and its baseline frames and, for the AIF and the VOF, the voxel count, mean signal and
+    concentration [mM] (→ ``maps.json``);
     ``maps.extra_volumes`` gains ``aif_mask``/``vof_mask`` where they were found automatically
     (written beside the maps as ``aif_mask.nii.gz``, ``vof_mask.nii.gz``).
     """
@@ -259,12 +262,15 @@ def attach_preparation(maps, prepared: PreparedScan, blood: BloodCurves):
     n_frames = scan.signal.shape[-1]
     record["time_s"] = np.round(np.arange(n_frames) * scan.tr_s, 6).tolist()
     record["brain_signal"] = np.round(_brain_curve(scan.signal, scan.brain_mask), 4).tolist()
+    record["brain_baseline_frames"] = [prepared.baseline.start, prepared.baseline.stop]
     record["aif"] = {"voxels": int(scan.aif_mask.sum()), "signal": np.round(blood.aif_signal, 4).tolist(),
                      "c_mM": np.round(blood.c_aif, 6).tolist(), "baseline_frames": [blood.baseline.start,
                                                                                   blood.baseline.stop]}
-    if scan.vof_mask is not None and blood.c_vof is not None:
-        record["vof"] = {"voxels": int(scan.vof_mask.sum()), "c_mM": np.round(blood.c_vof, 6).tolist(),
+    if scan.vof_mask is not None:  # "used": False where a network trained without eq. 8 ignores it
+        record["vof"] = {"voxels": int(scan.vof_mask.sum()), "used": blood.c_vof is not None,
                          "signal": np.round(_brain_curve(scan.signal, scan.vof_mask), 4).tolist()}
+        if blood.c_vof is not None:
+            record["vof"]["c_mM"] = np.round(blood.c_vof, 6).tolist()
     record["k_av"] = blood.k_av
     maps.params.update(record)
     extra = getattr(maps, "extra_volumes", None)

@@ -1,0 +1,135 @@
+"""The automatic AIF and VOF: a phantom with known vessels, the synthetic cohort, the real slice."""
+
+import dataclasses
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import shared_file
+from curves import gamma_variate
+from stnet_lib import compute_maps, load_scan
+from stnet_lib._validation import StnetInputError
+from stnet_lib.aif import find_arterial_masks
+from stnet_lib.curves import prepare_curves
+from stnet_lib.io import Scan
+from stnet_lib.masking import search_region
+from stnet_lib.signal import delta_r2_to_signal
+from stnet_lib.simulation import SubjectConfig, make_subject
+
+TR_S, TE_MS = 1.5, 30.0
+TIME_S = np.arange(60) * TR_S
+
+
+def _phantom(rng, *, saturate_full_arteries=False):
+    """A 20×20×2 slab of tissue (ΔR2* peak ~12/s, arrival 18 s) with full arteries (peak 90/s, 15 s),
+    half partial-volumed arteries, and veins (peak 80/s, 21 s, wider) at known voxels."""
+    shape = (20, 20, 2)
+    delta_r2 = np.zeros(shape + TIME_S.shape)
+    delta_r2[...] = 12.0 * gamma_variate(TIME_S, t0_s=18.0, beta_s=2.5, peak_mM=1.0)
+    voxels = {"artery": [(3, 4, 0), (4, 4, 0), (15, 10, 1), (15, 11, 1)], "partial": [(8, 15, 0), (9, 15, 0), (12, 3, 1)],
+              "vein": [(18, 18, 0), (18, 17, 0), (17, 18, 1)]}
+    artery = 90.0 * gamma_variate(TIME_S, t0_s=15.0, beta_s=1.2, peak_mM=1.0)
+    curves = {"artery": artery, "partial": 0.45 * artery,
+              "vein": 80.0 * gamma_variate(TIME_S, t0_s=21.0, beta_s=2.2, peak_mM=1.0)}
+    masks = {}
+    for name, where in voxels.items():
+        masks[name] = np.zeros(shape, bool)
+        masks[name][tuple(np.array(where).T)] = True
+        delta_r2[masks[name]] = curves[name]
+    s0 = np.full(shape, 600.0)
+    if saturate_full_arteries:  # full arteries in darker voxels, whose signal hits the noise floor at the peak
+        masks["saturated"] = np.zeros(shape, bool)
+        masks["saturated"][[6, 6], [12, 13], [0, 0]] = True
+        delta_r2[masks["saturated"]] = artery
+        s0[masks["saturated"]] = 150.0
+    signal = delta_r2_to_signal(delta_r2, s0, TE_MS)
+    signal = np.abs(signal + rng.normal(0, 6.0, signal.shape)).astype(np.float32)
+    return signal, masks
+
+
+def test_the_full_arteries_and_the_veins_are_found_not_the_partial_volumed_ones(rng):
+    signal, masks = _phantom(rng)
+    everything = np.ones(signal.shape[:3], bool)
+    selection = find_arterial_masks(signal, everything, slice(0, 8), te_ms=TE_MS, tr_s=TR_S)
+    np.testing.assert_array_equal(selection.aif_mask, masks["artery"])
+    assert selection.vof_mask is not None and (selection.vof_mask & masks["vein"]).sum() == 3
+    assert not (selection.vof_mask & (masks["artery"] | masks["partial"])).any()
+    assert selection.record["aif_voxels"] == 4 and selection.record["aif_saturated_voxels"] == 0
+
+
+def test_saturated_arteries_give_way_to_unsaturated_ones_of_as_large_an_area(rng):
+    signal, masks = _phantom(rng, saturate_full_arteries=True)
+    assert signal[masks["saturated"]].min() < 20 < signal[masks["artery"]].min()  # 3 noise SDs = 18
+    selection = find_arterial_masks(signal, np.ones(signal.shape[:3], bool), slice(0, 8), te_ms=TE_MS, tr_s=TR_S,
+                                    find_vof=False)
+    assert not (selection.aif_mask & masks["saturated"]).any() and (selection.aif_mask & masks["artery"]).sum() == 4
+    assert selection.vof_mask is None
+
+
+def test_a_series_without_a_bolus_is_refused():
+    flat = np.full((6, 6, 1, 30), 500.0, np.float32)
+    with pytest.raises(StnetInputError, match="pass an AIF mask"):
+        find_arterial_masks(flat, np.ones((6, 6, 1), bool), slice(0, 5), te_ms=TE_MS, tr_s=TR_S)
+
+
+def _cohort_scan(seed: int) -> tuple[Scan, Scan]:
+    """A simulated subject on the quick profile's grid (every realism feature on), without and with its
+    own arterial mask; int16 signal as the cohort writes it."""
+    config = SubjectConfig(shape=(64, 64, 10), voxel_mm=(3.6, 3.6, 8.0), n_frames=50, has_lesion=seed % 4 != 3)
+    subject = make_subject(config, np.random.default_rng(seed))
+    signal = np.clip(np.rint(subject.signal), 0, np.iinfo(np.int16).max).astype(np.float32)
+    auto = Scan(signal, subject.affine, nib.Nifti1Header(), subject.te_ms, subject.tr_s, None, subject.masks["brain"],
+                field_t=subject.field_t, slice_timing_s=subject.slice_timing_s)
+    return auto, dataclasses.replace(auto, aif_mask=subject.masks["aif"])
+
+
+@pytest.mark.slow
+def test_cbf_with_the_automatic_aif_against_cbf_with_the_true_arterial_mask():
+    """Issue #14's measure on 10 subjects of the synthetic cohort, whose arterial voxels are known: the
+    brain-median oSVD CBF with the automatic AIF over that with the true mask (no VOF in either, so
+    that only the AIF differs).
+
+    The issue asks for ±15 % on ≥ 90 % of subjects; that is not reached. bench/automatic_aif.py on
+    80 subjects: 79 % (decision 0050), and one of the true mask's own voxels alone is within ±15 % of
+    the whole mask's CBF in only 78 % of cases (60 voxels): on this simulator the arterial voxels
+    disagree among themselves by that much. What is asserted is what holds with a margin: no
+    systematic bias (median ratio 0.9–1.1), most subjects within ±15 %, none off by more than 2×.
+    """
+    ratios = []
+    for seed in range(600, 610):
+        auto, true = _cohort_scan(seed)
+        found = prepare_curves(auto).scan.aif_mask
+        with_found = compute_maps(dataclasses.replace(true, aif_mask=found), "osvd")
+        with_true = compute_maps(true, "osvd")
+        brain = true.brain_mask & np.isfinite(with_true.cbf)
+        ratios.append(np.median(with_found.cbf[brain]) / np.median(with_true.cbf[brain]))
+    ratios = np.array(ratios)
+    assert 0.9 <= np.median(ratios) <= 1.1, np.round(ratios, 3)
+    assert np.mean(np.abs(ratios - 1) <= 0.15) >= 0.6, np.round(ratios, 3)
+    assert np.all((ratios > 0.5) & (ratios < 2.0)), np.round(ratios, 3)
+
+
+def _arrival_and_depth(curve: np.ndarray, baseline: slice, time_s: np.ndarray) -> tuple[float, float]:
+    """Time [s] of the first frame 10 % below the baseline, and the deepest signal relative to it."""
+    relative = curve / curve[baseline].mean()
+    return time_s[np.flatnonzero(relative[baseline.stop :] < 0.9)[0] + baseline.stop], relative.min()
+
+
+@pytest.mark.shared_data
+def test_on_the_real_slice_the_aif_arrives_earlier_and_drops_deeper_than_the_brain():
+    """The chosen arterial curve arrives a frame before the brain's mean and drops to the noise floor
+    (the brain's by 44 %). It is not narrower: its arteries saturate and return slowly (the drop's
+    full width at half depth is 16 s against the brain's 10 s; decision 0050)."""
+    scan = load_scan(shared_file("real_dsc", "moyamoya_cerebellum_dsc.nii.gz"), te_ms=30.0, field_t=1.5)
+    prepared = prepare_curves(scan)
+    signal, baseline = prepared.scan.signal, prepared.baseline
+    time_s = np.arange(signal.shape[-1]) * scan.tr_s
+    brain = _arrival_and_depth(signal[prepared.scan.brain_mask].mean(axis=0), baseline, time_s)
+    aif = _arrival_and_depth(signal[prepared.scan.aif_mask].mean(axis=0), baseline, time_s)
+    assert aif[0] < brain[0] and aif[1] < 0.5 * brain[1], (aif, brain)
+    assert prepared.record["aif_source"] == "automatic" and 1 <= prepared.scan.aif_mask.sum() <= 30
+    vof = _arrival_and_depth(signal[prepared.scan.vof_mask].mean(axis=0), baseline, time_s)
+    assert vof[1] < brain[1] and prepared.record["aif_search"]["vof_first_moment_frames"] > \
+        prepared.record["aif_search"]["aif_first_moment_frames"]
+    assert search_region(prepared.scan.brain_mask)[prepared.scan.aif_mask].all()
