@@ -7,7 +7,9 @@ Modules, in data order: ``inputs`` (time resampling, normalisation, reference cu
 ``patches`` (7×7×T patches cut on the fly), ``stnet`` (``STNetConfig``, ``STNet``),
 ``physics_loss`` (eq. 9), ``cohort`` (subjects in memory, per-epoch sampling), ``train``
 (fit loop, checkpoints, resume, DDP), ``checkpoint`` (safe load/save), ``inference``
-(whole-brain ``predict_maps``).
+(whole-brain ``predict_maps``), ``precision`` (bf16 autocast where the device has it natively),
+``uncertainty`` (Monte-Carlo dropout SDs with a per-map calibration). The weights that ship with the
+package are in :mod:`stnet_lib.weights`.
 """
 
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
