@@ -158,7 +158,6 @@ def _arterial_clusters(rows: np.ndarray, cand: _Candidates, config: ArterialSear
     unit = cand.delta_r2[rows] / cand.area[rows, None]
     kmeans = KMeans(n_clusters=config.n_clusters, n_init=10, random_state=config.random_state).fit(unit)
     arrival = _half_max_arrival(kmeans.cluster_centers_)
-    area = np.array([cand.area[rows[kmeans.labels_ == k]].mean() for k in range(config.n_clusters)])
     early = np.flatnonzero(arrival <= arrival.min() + config.arrival_tolerance_frames)
     return rows[np.isin(kmeans.labels_, early)]
 

@@ -16,10 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import pipeline
 from ..batch import SUMMARY_FILES, map_cohort, save_scan_outputs
 from ..constants import K_H, RHO_G_PER_ML
-from ..io import MAP_FILES, Scan, load_scan
+from ..io import MAP_FILES, load_scan
 from ..leakage import LEAKAGE_METHODS
 from ..pipeline import ALL_METHODS, compute_maps
 from ..qc import summary_lines
@@ -126,23 +125,6 @@ def series_path(args):
         yield nifti, series.record()
 
 
-def automatic_aif(scan: Scan) -> Scan:
-    """Fill a missing AIF mask with :func:`stnet_lib.masking.find_aif_mask` while the pipeline cannot.
-
-    Once the curve preparation of issue #14 (``stnet_lib.curves``) selects the AIF inside
-    :func:`stnet_lib.pipeline.compute_maps`, the scan is passed on with ``aif_mask=None``.
-    """
-    if scan.aif_mask is not None or hasattr(pipeline, "prepare_curves") or hasattr(pipeline, "curves"):
-        return scan
-    from ..masking import find_aif_mask
-    from ..signal import detect_baseline
-
-    scan.aif_mask = find_aif_mask(scan.signal, scan.brain_mask, detect_baseline(scan.signal[scan.brain_mask]))
-    scan.provenance["computed_masks"] = [*scan.provenance.get("computed_masks", []), "aif"]
-    scan.provenance["aif_method"] = "stnet_lib.masking.find_aif_mask (earliest, deepest brain voxels)"
-    return scan
-
-
 def _thresholds(text: str, flag: str) -> tuple[float, ...]:
     try:
         return tuple(float(part) for part in text.split(","))
@@ -201,7 +183,6 @@ def run(args) -> int:
     if dicom_record is not None:
         scan.provenance["source"], scan.path = dicom_record, args.dicom
         scan.provenance["sidecar"]["path"] = "written by dcm2niix from the DICOM series (not kept)"
-    scan = automatic_aif(scan)
     maps = compute_maps(scan, args.method, device=args.device, motion_correct=args.motion_correct, **options)
     maps.params.update(dsc=str(args.dsc or args.dicom), aif_mask=str(args.aif_mask or "automatic"))
     values = save_scan_outputs(scan, maps, args.out, overwrite=args.overwrite, summary_config=config,
