@@ -74,6 +74,9 @@ def search_region(brain_mask: np.ndarray, *, margin_voxels: int = 2) -> np.ndarr
 def find_aif_mask(signal: np.ndarray, brain_mask: np.ndarray, baseline: slice, *, n_voxels: int = 8) -> np.ndarray:
     """Arterial voxels: among the earliest-peaking brain voxels, the ones with the deepest signal drop.
 
+    A crude rule kept for the studies that still call it (``experiments.validation``,
+    ``experiments.realism``); maps use :func:`stnet_lib.aif.find_arterial_masks` (decision 0050).
+
     Parameters
     ----------
     signal : ndarray, shape (x, y, z, t)
@@ -88,7 +91,7 @@ def find_aif_mask(signal: np.ndarray, brain_mask: np.ndarray, baseline: slice, *
     Notes
     -----
     The classical criteria of automatic AIF selection (early arrival, large and narrow bolus;
-    Mouridsen et al. 2006, doi:10.1002/mrm.21066) reduced to two: candidates peak no later than
+    Mouridsen et al. 2006, doi:10.1002/mrm.20759) reduced to two: candidates peak no later than
     the 10th percentile of the brain's times to peak and have a bright baseline (≥ median S0,
     which excludes noisy voxels); the ``n_voxels`` with the lowest minimum S/S0 are kept.
     """
