@@ -21,6 +21,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from curves import FINE_DT_S, gamma_variate
+from stnet_synthetic import write_subject
 from stnet_lib.constants import K_H, RHO_G_PER_ML
 from stnet_lib.manifest import write_manifest
 from stnet_lib.network import STNetConfig, TrainConfig, train_from_manifest
@@ -73,21 +74,8 @@ def write_cohort(folder: Path, seed: int = 2024) -> Path:
     affine = np.diag([2.0, 2.0, 5.0, 1.0])
     rows = []
     for i, split in enumerate(SPLITS):
-        subject, sub = make_subject(rng), folder / f"sub-{i:02d}"
-        sub.mkdir(exist_ok=True)
-        image = nib.Nifti1Image(subject["signal"], affine)
-        image.header.set_zooms((2.0, 2.0, 5.0, TR_S))
-        image.header.set_xyzt_units("mm", "sec")
-        nib.save(image, sub / "dsc.nii.gz")
-        row = {"subject_id": f"sub-{i:02d}", "split": split, "dsc": sub / "dsc.nii.gz", "te_ms": TE_MS, "tr_s": TR_S,
-               "field_t": 1.5}
-        for name, key in (("brain_mask", "brain"), ("aif_mask", "aif"), ("lesion_mask", "lesion")):
-            nib.save(nib.Nifti1Image(subject[key].astype(np.uint8), affine), sub / f"{name}.nii.gz")
-            row[name] = sub / f"{name}.nii.gz"
-        for name in ("cbv", "cbf", "mtt", "tmax"):
-            nib.save(nib.Nifti1Image(subject[name].astype(np.float32), affine), sub / f"{name}.nii.gz")
-            row[name] = sub / f"{name}.nii.gz"
-        rows.append(row)
+        rows.append(write_subject(folder / f"sub-{i:02d}", make_subject(rng), affine, split=split, tr_s=TR_S,
+                                  te_ms=TE_MS, field_t=1.5))
     return write_manifest(pd.DataFrame(rows), folder / "data_manifest.csv")
 
 

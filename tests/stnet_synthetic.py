@@ -49,18 +49,23 @@ def write_cohort(folder: Path, rng: np.random.Generator, splits=("train", "train
     rows = []
     for i, split in enumerate(splits):
         subject = make_subject(rng, lesion=i != 1)
-        sub = folder / f"sub-{i:02d}"
-        sub.mkdir(exist_ok=True)
-        image = nib.Nifti1Image(subject["signal"], affine)
-        image.header.set_zooms((2.0, 2.0, 5.0, TR_S))
-        image.header.set_xyzt_units("mm", "sec")
-        nib.save(image, sub / "dsc.nii.gz")
-        row = {"subject_id": f"sub-{i:02d}", "split": split, "dsc": sub / "dsc.nii.gz", "te_ms": TE_MS, "tr_s": TR_S}
-        for name, key in (("brain_mask", "brain"), ("aif_mask", "aif"), ("lesion_mask", "lesion")):
-            nib.save(nib.Nifti1Image(subject[key].astype(np.uint8), affine), sub / f"{name}.nii.gz")
-            row[name] = sub / f"{name}.nii.gz"
-        for name in ("cbv", "cbf", "mtt", "tmax"):
-            nib.save(nib.Nifti1Image(subject[name].astype(np.float32), affine), sub / f"{name}.nii.gz")
-            row[name] = sub / f"{name}.nii.gz"
-        rows.append(row)
+        rows.append(write_subject(folder / f"sub-{i:02d}", subject, affine, split=split, tr_s=TR_S, te_ms=TE_MS))
     return write_manifest(pd.DataFrame(rows), folder / "data_manifest.csv")
+
+
+def write_subject(sub: Path, subject: dict, affine: np.ndarray, *, split: str, tr_s: float, te_ms: float,
+                  **columns) -> dict:
+    """Write a subject's series, masks and truth maps into ``sub``; return its manifest row (plus ``columns``)."""
+    sub.mkdir(parents=True, exist_ok=True)
+    image = nib.Nifti1Image(subject["signal"], affine)
+    image.header.set_zooms((*np.abs(np.diag(affine)[:3]), tr_s))
+    image.header.set_xyzt_units("mm", "sec")
+    nib.save(image, sub / "dsc.nii.gz")
+    row = {"subject_id": sub.name, "split": split, "dsc": sub / "dsc.nii.gz", "te_ms": te_ms, "tr_s": tr_s, **columns}
+    for name, key in (("brain_mask", "brain"), ("aif_mask", "aif"), ("lesion_mask", "lesion")):
+        nib.save(nib.Nifti1Image(subject[key].astype(np.uint8), affine), sub / f"{name}.nii.gz")
+        row[name] = sub / f"{name}.nii.gz"
+    for name in ("cbv", "cbf", "mtt", "tmax"):
+        nib.save(nib.Nifti1Image(subject[name].astype(np.float32), affine), sub / f"{name}.nii.gz")
+        row[name] = sub / f"{name}.nii.gz"
+    return row
