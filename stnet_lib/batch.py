@@ -39,8 +39,8 @@ import pandas as pd
 from . import __version__
 from ._validation import StnetInputError, check_file
 from .acquisition import sidecar_path
-from .io import MAP_FILES, atomic_write, load_scan, save_maps, save_nifti
-from .manifest import load_manifest
+from .io import MAP_FILES, atomic_write, load_scan, ordinary_permissions, save_maps, save_nifti
+from .manifest import is_empty, load_manifest
 from .pipeline import compute_maps
 from .summary import SummaryConfig, hypoperfusion_summary
 from ._files import sha256_file as _sha256
@@ -63,13 +63,9 @@ INPUT_COLUMNS = ("dsc", "brain_mask", "aif_mask", "vof_mask")
 VALUE_COLUMNS = ("te_ms", "tr_s", "field_t")
 
 
-def _empty(value) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == ""
-
-
 def subject_inputs(row) -> dict[str, Path]:
     """The files a manifest row's maps are made from: its series, the series' sidecar if any, its masks."""
-    files = {name: Path(row[name]) for name in INPUT_COLUMNS if name in row and not _empty(row[name])}
+    files = {name: Path(row[name]) for name in INPUT_COLUMNS if name in row and not is_empty(row[name])}
     sidecar = sidecar_path(files["dsc"])
     if sidecar is not None and Path(sidecar).is_file():
         files["dsc_sidecar"] = Path(sidecar)
@@ -196,7 +192,7 @@ def save_scan_outputs(scan, maps, out_dir, *, overwrite: bool = False, **kwargs)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
     try:
-        _ordinary_folder(staging)
+        ordinary_permissions(staging)
         values = write_scan_outputs(scan, maps, staging, **kwargs)
         if not out_dir.exists():
             os.replace(staging, out_dir)
@@ -210,13 +206,6 @@ def save_scan_outputs(scan, maps, out_dir, *, overwrite: bool = False, **kwargs)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return values
-
-
-def _ordinary_folder(path: Path) -> None:
-    """Give a ``mkdtemp`` folder (0700) the permissions the umask gives any new folder."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o777 & ~umask)
 
 
 def _move_into_place(staging: Path, target: Path) -> None:
@@ -238,7 +227,7 @@ def _remove_leftovers(out_dir: Path, subject_id: str) -> None:
 
 
 def _map_into(row, values: dict, staging: Path, run: dict) -> None:
-    masks = {name: (None if _empty(row.get(name)) else row[name]) for name in ("aif_mask", "vof_mask", "brain_mask")}
+    masks = {name: (None if is_empty(row.get(name)) else row[name]) for name in ("aif_mask", "vof_mask", "brain_mask")}
     scan = load_scan(row["dsc"], **masks, **values, given_as="manifest")
     maps = compute_maps(scan, run["method"], motion_correct=run["motion_correct"], device=run["device"],
                         **run["options"])
@@ -261,7 +250,7 @@ def map_subject(row, out_dir, run: dict) -> dict:
         records = _file_records(subject_inputs(row), marker.get("inputs", {}))
     except OSError as error:
         return {"subject_id": subject_id, "status": "failed", "message": f"cannot read an input: {error}"}
-    values = {name: (None if _empty(row.get(name)) else float(row[name])) for name in VALUE_COLUMNS}
+    values = {name: (None if is_empty(row.get(name)) else float(row[name])) for name in VALUE_COLUMNS}
     key = _key(records, values, run["params"])
     if marker.get("key") == key:
         return {"subject_id": subject_id, "status": "skipped", "message": ""}
@@ -269,7 +258,7 @@ def map_subject(row, out_dir, run: dict) -> dict:
     _remove_leftovers(out_dir, subject_id)
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{subject_id}.tmp-"))
     try:
-        _ordinary_folder(staging)
+        ordinary_permissions(staging)
         _map_into(row, values, staging, run)
         _move_into_place(staging, target)
         with atomic_write(target / DONE_MARKER) as tmp:

@@ -30,7 +30,7 @@ from .constants import MAP_NAMES, UNITS
 from .masking import compute_brain_mask
 from ._validation import StnetInputError, check_file, check_finite, check_mask
 
-__all__ = ["Scan", "load_nifti", "load_scan", "save_maps", "save_nifti", "atomic_write", "MAP_FILES"]
+__all__ = ["Scan", "load_nifti", "load_scan", "save_maps", "save_nifti", "atomic_write", "ordinary_permissions", "MAP_FILES"]
 
 #: Files ``save_maps`` writes: one NIfTI per map and a JSON sidecar.
 MAP_FILES = tuple(f"{name}.nii.gz" for name in MAP_NAMES) + ("maps.json",)
@@ -214,7 +214,7 @@ def atomic_write(path):
     os.close(handle)
     try:
         yield Path(tmp)
-        _ordinary_permissions(Path(tmp), 0o666)  # mkstemp makes 0600
+        ordinary_permissions(Path(tmp), 0o666)  # mkstemp makes 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -257,7 +257,8 @@ def _jsonable(value):
     return value
 
 
-def _ordinary_permissions(path: Path, mode: int) -> None:
+def ordinary_permissions(path: Path, mode: int = 0o777) -> None:
+    """Give ``path`` the permissions ``mode`` less the umask (``mkstemp``/``mkdtemp`` make 0600/0700)."""
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, mode & ~umask)
@@ -285,7 +286,7 @@ def save_maps(maps, out_dir, *, affine=None, header=None, overwrite: bool = Fals
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
     try:
-        _ordinary_permissions(staging, 0o777)
+        ordinary_permissions(staging, 0o777)
         if header is not None:
             header = header.copy()
             header.set_data_shape(header.get_data_shape()[:3])
@@ -293,7 +294,7 @@ def save_maps(maps, out_dir, *, affine=None, header=None, overwrite: bool = Fals
             save_nifti(values, staging / f"{name}.nii.gz", affine=affine, header=header)
         extras = _write_extras(maps, staging, affine=affine, header=header)
         (staging / "maps.json").write_text(json.dumps(_sidecar(maps, scan), indent=2) + "\n")
-        _ordinary_permissions(staging / "maps.json", 0o666)
+        ordinary_permissions(staging / "maps.json", 0o666)
         if not out_dir.exists():
             os.replace(staging, out_dir)
         else:
@@ -312,6 +313,6 @@ def _write_extras(maps, folder: Path, *, affine, header) -> tuple[str, ...]:
         names.append(f"{name}.nii.gz")
     for name, content in getattr(maps, "extra_files", {}).items():
         (folder / name).write_bytes(content)
-        _ordinary_permissions(folder / name, 0o666)
+        ordinary_permissions(folder / name, 0o666)
         names.append(name)
     return tuple(names)

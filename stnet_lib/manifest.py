@@ -22,7 +22,7 @@ from ._validation import StnetInputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Column", "MANIFEST_COLUMNS", "SPLITS", "PATH_COLUMNS", "load_manifest", "write_manifest"]
+__all__ = ["Column", "MANIFEST_COLUMNS", "SPLITS", "PATH_COLUMNS", "is_empty", "load_manifest", "write_manifest"]
 
 #: Allowed values of the ``split`` column.
 SPLITS = ("train", "val", "test")
@@ -66,12 +66,13 @@ SIMULATOR_COLUMNS = ("has_lesion", "snr", "profile")
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
 
 
-def _empty(value) -> bool:
+def is_empty(value) -> bool:
+    """True for a missing manifest cell: None, NaN or blank text."""
     return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
 
 
 def _parse(column: Column, value, folder: Path, where: str, check_files: bool):
-    if _empty(value):
+    if is_empty(value):
         if column.required:
             raise StnetInputError(f"{where}, column '{column.name}': empty, but it is required ({column.description})")
         return {"path": None, "float": math.nan, "bool": False}.get(column.kind, "")
@@ -179,7 +180,7 @@ def write_manifest(frame: pd.DataFrame, path, *, relative_to=None) -> Path:
 
 
 def _relative(value, base: Path) -> str:
-    if _empty(value):
+    if is_empty(value):
         return ""
     path = Path(value)
     try:
