@@ -21,12 +21,14 @@ EXPECTED = {
     "baselines": ["baselines.md", "baselines_maps.png", "baselines_noise.md", "baselines_noise.png"],
     "table2": ["table2.md", "table2.csv", "table2_beside_paper.md", "table2_paper_convention.md",
                "table2_all_methods.md", "table2_tests.csv"],
-    "table1": ["table1.md", "table1.csv", "table1_tests.md", "table1_thresholds.csv"],
+    "table1": ["table1.md", "table1.csv", "table1_tests.md", "table1_thresholds.csv", "volumes.md", "volumes_agreement.md",
+               "volumes_bland_altman.png"],
     "fig2": ["fig2_maps.png", "fig2_masks.png", "fig2_agreement.png", "fig2_segmentation.png"],
     "fig3": ["fig3.md", "fig3.csv", "fig3_runs.md", "fig3_sampling.png", "fig3_training.png", "fig3_outputs.md",
              "fig3_outputs.png"],
     "timing": ["timing.md", "timing.csv", "timing.png"],
-    "validation": ["validation.md", "validation_osipi.csv", "validation_real_dsc.csv", "validation_real_dsc_maps.png"],
+    "validation": ["validation.md", "validation_osipi.csv", "validation_real_dsc.csv", "validation_real_dsc_maps.png",
+                   "validation_real_dsc_aif.png"],
 }
 
 
@@ -61,10 +63,10 @@ def test_a_notebook_declares_the_parameters_it_uses_and_only_those(name):
 def test_the_parameter_check_finds_an_unused_parameter(tmp_path):
     notebook = nbformat.read(NOTEBOOKS_DIR / "validation.ipynb", as_version=4)
     cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
-    cell.source += "\nseed = 0  # read nowhere"
+    cell.source += "\nunused_knob = 0  # read nowhere"
     nbformat.write(notebook, tmp_path / "validation.ipynb")
     declared, used = _declared_and_used(tmp_path / "validation.ipynb")
-    assert "seed" in declared and "seed" not in used and "report_dir" in used
+    assert "unused_knob" in declared and "unused_knob" not in used and "report_dir" in used
 
 
 @pytest.fixture(scope="module")

@@ -7,25 +7,25 @@
   |CBV − ref| ≤ 1 + 0.1·ref and |CBF − ref| ≤ 15 + 0.1·ref, with k_H = ρ = 1.
 * A real DSC slice (``real_dsc/moyamoya_cerebellum_dsc.nii.gz``, MIT; Huang et al., Sci Rep
   2021): no reference, so the check is that the maps are finite and physiological. Its TE is not
-  recorded; ``TYPICAL_TE_MS`` is used and said so.
+  recorded; ``TYPICAL_TE_MS`` is used and said so. No AIF is drawn: the automatic AIF/VOF of
+  :mod:`stnet_lib.aif` is used, as on a user's own scan (issue #14).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..deconvolution import METHODS, deconvolve
-from ..io import Scan, load_nifti
-from ..masking import compute_brain_mask, find_aif_mask
+from ..curve_qc import arterial_qc_figure
+from ..io import Scan, load_scan
 from ..paths import SHARED_DATA_DIR
 from ..pipeline import compute_maps
-from ..signal import detect_baseline
 
-__all__ = ["OSIPI_CSV", "REAL_DSC", "TYPICAL_TE_MS", "PHYSIOLOGICAL_RANGES", "osipi_results", "real_scan", "real_scan_summary"]
+__all__ = ["OSIPI_CSV", "REAL_DSC", "TYPICAL_TE_MS", "PHYSIOLOGICAL_RANGES", "osipi_results", "real_scan", "real_scan_summary",
+           "real_scan_aif_figure", "real_scan_sentence"]
 
 OSIPI_CSV = SHARED_DATA_DIR / "osipi_dsc" / "dsc_data.csv"
 REAL_DSC = SHARED_DATA_DIR / "real_dsc" / "moyamoya_cerebellum_dsc.nii.gz"
@@ -55,31 +55,27 @@ def osipi_results(methods, csv_path: Path = OSIPI_CSV, **options) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-@dataclass
-class RealScan:
-    """The real slice with its derived masks."""
+def real_scan(path: Path = REAL_DSC, te_ms: float = TYPICAL_TE_MS) -> Scan:
+    """The real slice as ``stnet maps`` reads it: no AIF drawn, brain mask from the series.
 
-    scan: Scan
-    baseline: slice
-
-
-def real_scan(path: Path = REAL_DSC, te_ms: float = TYPICAL_TE_MS) -> RealScan:
-    """Load the real slice; brain mask from the series, AIF = the 8 earliest, deepest-drop voxels."""
-    image = load_nifti(path, "real DSC slice")
-    signal = np.asarray(image.dataobj, dtype=np.float32)
-    brain = compute_brain_mask(signal)
-    baseline = detect_baseline(signal[brain])
-    aif = find_aif_mask(signal, brain, baseline)
-    scan = Scan(signal, image.affine, image.header, te_ms, float(image.header.get_zooms()[3]), aif, brain, path=path)
-    return RealScan(scan, baseline)
+    :func:`real_scan_summary` then maps it through :func:`stnet_lib.pipeline.compute_maps`, which
+    drops the non-steady first frame and finds the AIF and VOF automatically (:mod:`stnet_lib.aif`),
+    the path a user's own scan takes.
+    """
+    return load_scan(path, te_ms=te_ms, given_as="TE of the validation study (not recorded)")
 
 
-def real_scan_summary(real: RealScan, methods, **options) -> tuple[pd.DataFrame, dict]:
-    """Brain medians (and interquartile ranges) of every method's maps, with the physiological check."""
+def real_scan_summary(scan: Scan, methods, **options) -> tuple[pd.DataFrame, dict]:
+    """Brain medians (and interquartile ranges) of every method's maps, with the physiological check.
+
+    Every method gets the same automatically found AIF (and VOF); ``options[method]`` are its
+    options for :func:`stnet_lib.pipeline.compute_maps` (``"stnet"`` needs ``checkpoint``).
+    Returns the table and the maps per method (their ``params`` record the AIF found).
+    """
     rows, all_maps = [], {}
-    brain = real.scan.brain_mask
+    brain = scan.brain_mask
     for method in methods:
-        maps = compute_maps(real.scan, method, baseline=real.baseline, **options.get(method, {}))
+        maps = compute_maps(scan, method, **options.get(method, {}))
         all_maps[method] = maps
         for name, (low, high) in PHYSIOLOGICAL_RANGES.items():
             values = getattr(maps, name)[brain]
@@ -88,3 +84,23 @@ def real_scan_summary(real: RealScan, methods, **options) -> tuple[pd.DataFrame,
                          "finite_fraction": float(np.isfinite(values).mean()), "range": f"{low:g}–{high:g}",
                          "physiological": bool(low <= median <= high)})
     return pd.DataFrame(rows), all_maps
+
+
+def real_scan_aif_figure(scan: Scan, maps):
+    """Where the automatic AIF (and VOF) of the real slice are, and their curves beside the brain's."""
+    volumes = maps.extra_volumes
+    vof = volumes.get("vof_mask")
+    return arterial_qc_figure(scan.signal.mean(axis=-1, dtype=np.float64), volumes["aif_mask"] > 0,
+                              None if vof is None else vof > 0, maps.params,
+                              title=f"Automatic AIF and VOF of the real DSC slice {Path(scan.path).name}")
+
+
+def real_scan_sentence(maps) -> str:
+    """One sentence for the report: the AIF and VOF found, the frames dropped, the baseline."""
+    params = maps.params
+    search, first, last = params["aif_search"], *params["baseline_frames"]
+    vof = params.get("vof") or {}
+    return (f"AIF found automatically ({search['method']}): {params['aif']['voxels']} voxels, first moment at frame "
+            f"{search['aif_first_moment_frames']:.1f}; VOF {vof.get('voxels', 0)} voxels"
+            f"{'' if vof.get('used') else ' (not used)'}. Frames dropped before steady state: "
+            f"{params.get('frames_dropped', 0)}; baseline frames {first}–{last - 1} of the prepared series.")
