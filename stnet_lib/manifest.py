@@ -62,7 +62,10 @@ MANIFEST_COLUMNS = (
 )
 PATH_COLUMNS = tuple(c.name for c in MANIFEST_COLUMNS if c.kind == "path")
 #: Columns ``stnet simulate`` adds (kept as they are, without a warning).
-SIMULATOR_COLUMNS = ("has_lesion", "snr", "profile")
+SIMULATOR_COLUMNS = ("has_lesion", "snr", "profile", "gm_cbf", "wm_cbf", "gm_cbv", "wm_cbv", "gm_mtt_s", "wm_mtt_s",
+                     "snr_measured", "gm_drop", "tmax_healthy_p99_s", "n_baseline_frames", "hypoperfusion_ml",
+                     "tmax10_ml", "core_ml", "brain_ml", "vessel_ml", "wmh_ml", "older", "n_non_steady_frames",
+                     "dsc_sha256")
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
 
 

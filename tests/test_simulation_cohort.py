@@ -31,9 +31,10 @@ def smoke_cohort(tmp_path_factory):
     return out, table
 
 
-def test_manifest_is_valid_and_matches_the_files(smoke_cohort):
+def test_manifest_is_valid_and_matches_the_files(smoke_cohort, caplog):
     out, table = smoke_cohort
     manifest = load_manifest(out / "data_manifest.csv")
+    assert "unknown column" not in caplog.text  # every column the simulator writes is known to the loader
     assert len(manifest) == COHORTS["smoke"].n_subjects == len(table)
     for row in manifest.itertuples():
         image = nib.load(row.dsc)
