@@ -11,6 +11,7 @@ from stnet_lib._validation import StnetInputError
 import stnet_lib.network.train as train_module
 from stnet_lib.network import STNetConfig, predict_maps, save_checkpoint, train_from_manifest
 from stnet_lib.network.checkpoint import load_checkpoint
+from stnet_lib.network.inference import CBF_FLOOR_ML_100G_MIN
 from stnet_lib.network.inputs import hold_tail, resample_time
 from stnet_synthetic import TE_MS, TR_S, write_cohort
 from stnet_synthetic_config import TINY_TRAIN
@@ -40,6 +41,19 @@ def test_maps_cover_the_brain_and_obey_eq6(trained):
     positive = brain & (maps.cbf > 0)
     np.testing.assert_allclose(maps.mtt[positive], 60 * maps.cbv[positive] / maps.cbf[positive])
     assert maps.method == "stnet" and maps.params["n_frames"] == 30
+
+
+def test_a_network_predicting_no_flow_reports_the_cbf_floor_and_a_defined_mtt(trained, tmp_path):
+    # the head's CBF bias pushed far negative: every voxel decodes to CBF < 0, which the authors'
+    # clip at 0 would leave without an MTT (eq. 6); the floor keeps MTT = 60·CBV/floor
+    payload = load_checkpoint(trained["checkpoint"])
+    bias = payload["model"]["head.4.bias"].clone()
+    bias[1] = -1e4
+    path = save_checkpoint({**payload, "model": {**payload["model"], "head.4.bias": bias}}, tmp_path / "noflow.pt")
+    maps, brain = predict_maps(trained["scan"], path), trained["scan"].brain_mask
+    assert (maps.cbf[brain] == np.float32(CBF_FLOOR_ML_100G_MIN)).all()
+    np.testing.assert_allclose(maps.mtt[brain], 60 * maps.cbv[brain] / maps.cbf[brain], rtol=1e-6)
+    assert np.isfinite(maps.mtt[brain]).all()
 
 
 def test_batch_size_does_not_change_the_maps(trained):

@@ -2,7 +2,8 @@
 
 Every brain voxel is predicted, ``batch_size`` patches at a time (memory is bounded by the
 batch, never by the volume: patches are gathered on the fly from the padded series). The
-outputs are clipped at 0 (as the authors' ``test.py`` did), MTT follows from eq. 6, and the
+outputs are clipped at 0 (as the authors' ``test.py`` did; CBF at :data:`CBF_FLOOR_ML_100G_MIN`
+instead, so that eq. 6's MTT stays defined in every voxel), MTT follows from eq. 6, and the
 maps are NaN outside the brain mask, like those of every other method. A network that
 regresses only some maps (``STNetConfig.outputs``, e.g. a single-output network of the Fig. 3
 ablation) yields only those: the others are NaN everywhere, and MTT is NaN unless the
@@ -31,7 +32,7 @@ from .precision import use_bf16
 from .stnet import TARGET_NAMES, STNet
 from .uncertainty import MCDropout, mc_for_checkpoint, with_uncertainty
 
-__all__ = ["predict_maps", "predict_voxels"]
+__all__ = ["CBF_FLOOR_ML_100G_MIN", "predict_maps", "predict_voxels"]
 
 #: Default batch per device type: on the CPU the activations of 256 voxels stay in cache (2,048:
 #: 1.7× slower; docs/decisions/0057-cpu-inference-bf16.md); a GPU wants large batches.
@@ -63,6 +64,12 @@ def predict_voxels(model: STNet, table: PatchTable, coords: np.ndarray, baseline
     return _forward(model, table, index, base, aif_curve, bf16=bf16).double().cpu().numpy()
 
 
+#: Least CBF [ml/100g/min] ST-Net reports: a tenth of the lowest flow of any perfused tissue (ischaemic core
+#: ≈ 5–10), and > 0 so that MTT = 60·CBV/CBF (eq. 6) is defined wherever the network predicts no flow
+#: (the authors clip at 0, which leaves MTT undefined there and the voxel out of every MTT metric).
+CBF_FLOOR_ML_100G_MIN = 0.5
+
+
 def _forward(model: STNet, table: PatchTable, index: torch.Tensor, baseline: torch.Tensor,
              aif_curve: torch.Tensor, *, bf16: bool, mc: MCDropout | None = None) -> torch.Tensor:
     """Physical outputs (B, n_out), float32, ≥ 0, of the voxels ``index`` (B, 3), all on the model's device.
@@ -82,6 +89,9 @@ def _forward(model: STNet, table: PatchTable, index: torch.Tensor, baseline: tor
             features = model.features(patches, reference)
             out, sd = model.head(features), mc.sd(model, features)
     out = model.decode(out.float()).clamp_min(0)
+    cbf = model.config.output_index("cbf")
+    if cbf is not None:
+        out[:, cbf] = out[:, cbf].clamp_min(CBF_FLOOR_ML_100G_MIN)
     return out if mc is None else torch.cat([out, sd], dim=1)
 
 
