@@ -11,7 +11,7 @@ algorithm package imports nothing above it.)
 profile    where                      purpose
 =========  =========================  =====================================================
 smoke      CI (``make test``)         every notebook runs end to end in about three minutes
-quick      a 2-core laptop CPU        ``make report``: results that mean something, ≤ 20 min
+quick      a 2-core laptop CPU        ``make report``: the paper's numbers of subjects, ≤ 25 min
 paper      one GPU                    the paper's cohort size, split and hyper-parameters
 =========  =========================  =====================================================
 """
@@ -32,12 +32,14 @@ __all__ = ["TRAIN_PROFILES", "BASELINES", "TABLE_METHODS", "OUTPUT_CHOICES", "Ab
 
 #: Training settings per profile: ``paper`` the paper's (Adam 1e-4 constant, batch 512, ≤ 400 epochs,
 #: patience 50, stride 3, ratio 2); ``quick`` lr 1e-3 with a cosine decay to 1e-5 and two time-shift
-#: augmentations, for a 2-core CPU (why and what they changed: docs/decisions/0023-quick-training-profile.md);
-#: ``smoke`` only checks that everything runs.
+#: augmentations, for a 2-core CPU (docs/decisions/0023-quick-training-profile.md), and on the
+#: paper-size cohort batches of 128, a boundary sampling group and Tmax scaled by healthy tissue
+#: (docs/decisions/0072-boundary-sampling-and-tmax-scale.md); ``smoke`` only checks that everything runs.
 TRAIN_PROFILES = {
     "smoke": TrainConfig(epochs=2, patience=2, lr=1e-3, batch_size=128, stride=3, ratio=2.0, eval_batch_size=1024),
-    "quick": TrainConfig(epochs=200, patience=50, lr=1e-3, lr_schedule="cosine", lr_min=1e-5, batch_size=512,
-                         stride=3, ratio=2.0, time_shift_frames=3, aif_shift_frames=2),
+    "quick": TrainConfig(epochs=40, patience=12, lr=1e-3, lr_schedule="cosine", lr_min=1e-5, batch_size=128,
+                         stride=3, ratio=2.0, time_shift_frames=3, aif_shift_frames=2, boundary_fraction=0.25,
+                         tmax_scale="healthy"),
     "paper": TrainConfig(),
 }
 
@@ -169,13 +171,12 @@ def _weights(train: TrainConfig) -> tuple[float, float]:
     return (0.0, train.physics_weight)
 
 
-#: Cohorts: smoke: seconds, for CI; quick: a 2-core laptop (< 1 min); paper: 138 subjects on the
-#: paper's 256×256×20 grid, split 52 labelled train/val (42/10, our choice) + 86 test (18 labelled).
-#: Fig. 3 budgets: ``quick`` gives each run 100,000 samples (about 50 of its epochs): ST-Net
-#: leaves its initial plateau only after 20,000–60,000 samples (the quick runs' learning curves;
-#: 40,000 left some runs on it), and it keeps two values per axis to stay within the 20-minute
-#: budget (each run about 50 s on 2 cores; the three single-output runs of the outputs axis add
-#: about 2.5 min); ``smoke`` one epoch per run.
+#: Cohorts: smoke: seconds, for CI; quick and paper: the paper's 138 subjects, split 52 labelled
+#: train/val (42/10, our choice) + 86 test (18 labelled, 20 without a lesion): quick on a 64×64×6
+#: grid of 3.6×3.6×8 mm (simulated in under a minute on 2 cores), paper on the paper's 256×256×20.
+#: Fig. 3 budgets: ``quick`` gives each run 40,000 samples (about 5 of its epochs; with batches of
+#: 128 ST-Net leaves its initial plateau after 7,000–15,000 samples) and keeps two values per axis,
+#: to stay within the report's time budget (each run about 35 s on 2 cores); ``smoke`` one epoch per run.
 PROFILES = {
     "smoke": Profile(
         "smoke", "a few tiny subjects: checks that every notebook runs (numbers mean nothing)",
@@ -189,10 +190,10 @@ PROFILES = {
     ),
     "quick": Profile(
         "quick", "a small realistic cohort on a 2-core CPU (the default of `make report`)",
-        CohortProfile("quick", (64, 64, 10), (3.6, 3.6, 8.0), 7, 2, 4, 7, 2, seed=12), TRAIN_PROFILES["quick"],
+        CohortProfile("quick", (64, 64, 6), (3.6, 3.6, 8.0), 42, 10, 18, 68, 20, seed=12), TRAIN_PROFILES["quick"],
         ablations=AblationPlan(strides=(1, 3), ratios=(1.0, 2.0),
                                learning_rates=(TRAIN_PROFILES["quick"].lr, TRAIN_PROFILES["paper"].lr),
-                               physics_weights=_weights(TRAIN_PROFILES["quick"]), samples=100_000, n_subjects=None,
+                               physics_weights=_weights(TRAIN_PROFILES["quick"]), samples=40_000, n_subjects=None,
                                outputs=OUTPUT_CHOICES),
         timing_repeats=3,
     ),

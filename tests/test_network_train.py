@@ -16,7 +16,8 @@ import stnet_lib.network.train as train_module
 from stnet_lib._validation import StnetInputError
 from stnet_lib.commands import train as train_command
 from stnet_lib.network import STNet, STNetConfig, load_checkpoint, train_from_manifest
-from stnet_lib.network.cohort import Cohort, load_subjects, sample_epoch
+from stnet_lib.network.cohort import BOUNDARY_S, Cohort, load_subjects, sample_epoch
+from stnet_lib.network.train import TrainConfig
 from stnet_lib.manifest import load_manifest
 from stnet_synthetic import write_cohort
 from stnet_synthetic_config import DDP_MODEL, DDP_TRAIN, TINY_TRAIN
@@ -42,6 +43,42 @@ def test_sampling_follows_stride_and_ratio(manifest):
     for s in np.unique(subject):  # one grid offset per subject
         assert len({tuple(c) for c in coords[subject == s][:, :2] % 2}) == 1
     assert len(np.unique(rows)) == len(rows)
+
+
+def test_the_boundary_group_takes_its_share_of_the_normal_draws(manifest):
+    cohort = Cohort(load_subjects(load_manifest(manifest), "train", n_frames=30, dt_s=1.5))
+    lesion, normal = cohort.lesion, np.flatnonzero(~cohort.lesion)
+    cohort.tmax_np[normal[::7]] = 0.5 * sum(BOUNDARY_S)  # every 7th normal voxel into the band
+    band = ~lesion & (cohort.tmax_np >= BOUNDARY_S[0]) & (cohort.tmax_np < BOUNDARY_S[1])
+    assert 0 < band.sum() < (~lesion).sum()
+    plain = sample_epoch(cohort, stride=1, ratio=1.0, rng=np.random.default_rng(0))
+    mixed = sample_epoch(cohort, stride=1, ratio=1.0, rng=np.random.default_rng(0), boundary_fraction=0.5)
+    n_normal = (~lesion[mixed]).sum()
+    assert lesion[mixed].sum() == lesion[plain].sum() and n_normal == (~lesion[plain]).sum()
+    expected = min(round(0.5 * n_normal), band.sum())  # capped by the voxels the band has
+    assert band[mixed].sum() == expected > band[plain].sum()
+    assert len(np.unique(mixed)) == len(mixed)
+    with pytest.raises(StnetInputError, match="boundary_fraction"):
+        TrainConfig(boundary_fraction=1.5)
+
+
+def test_healthy_tmax_scale_is_the_spread_of_the_normal_voxels(manifest):
+    cohort = Cohort(load_subjects(load_manifest(manifest), "train", n_frames=30, dt_s=1.5))
+    normal = np.flatnonzero(~cohort.lesion)
+    cohort.targets[normal, 2] = torch.from_numpy(np.random.default_rng(1).uniform(0.0, 2.0, len(normal))).float()
+    cohort.tmax_np = cohort.targets[:, 2].numpy().copy()
+    config = STNetConfig(n_frames=30, dt_s=1.5)
+    _, sampled = train_module._target_stats(cohort, TINY_TRAIN, config)
+    _, healthy = train_module._target_stats(cohort, dataclasses.replace(TINY_TRAIN, tmax_scale="healthy"), config)
+    assert healthy[:2] == sampled[:2]  # CBV and CBF keep the epoch's spread
+    assert healthy[2] == pytest.approx(np.std(cohort.tmax_np[normal], ddof=1), rel=1e-5)
+    assert healthy[2] < sampled[2]  # the lesion-enriched sample spreads Tmax wider
+
+
+def test_warm_up_ramps_the_learning_rate_then_follows_the_schedule():
+    cfg = TrainConfig(lr=1e-3, lr_schedule="constant", warmup_epochs=4)
+    assert [train_module._learning_rate(cfg, e) for e in range(6)] == pytest.approx(
+        [1e-4, 3.25e-4, 5.5e-4, 7.75e-4, 1e-3, 1e-3])
 
 
 def test_training_writes_checkpoints_and_curves(manifest, tmp_path, monkeypatch):

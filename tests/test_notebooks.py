@@ -110,7 +110,7 @@ def test_the_runner_passes_a_notebook_only_the_parameters_it_declares(tmp_path, 
     monkeypatch.setattr(papermill, "execute_notebook",
                         lambda source, executed, parameters, **kwargs: seen.update({source.stem: parameters}))
     run_report("smoke", "cpu", notebooks=("validation", "cohort"), reports_dir=tmp_path, manifest=tmp_path / "m.csv")
-    assert set(seen["validation"]) == {"profile", "report_dir"}
+    assert set(seen["validation"]) == {"profile", "device", "data_dir", "runs_dir", "report_dir", "seed"}
     assert set(seen["cohort"]) == {"profile", "data_dir", "report_dir", "manifest"}
 
 

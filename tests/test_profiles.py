@@ -9,6 +9,7 @@ from stnet_lib._validation import StnetInputError
 from stnet_lib.experiments.ablations import AXES, OUTPUTS_AXIS, ablation_runs
 from stnet_lib.network.stnet import TARGET_NAMES
 from stnet_lib.profiles import PROFILES, AblationPlan, get_profile
+from stnet_lib.simulation.cohort import subject_plan
 
 
 def test_the_paper_profile_has_the_papers_cohort_split_and_training():
@@ -21,6 +22,17 @@ def test_the_paper_profile_has_the_papers_cohort_split_and_training():
     assert (cohort.shape, cohort.n_frames) == ((256, 256, 20), 50)
     assert (train.lr, train.batch_size, train.epochs, train.patience, train.stride, train.ratio) == (
         1e-4, 512, 400, 50, 3, 2.0)
+
+
+@pytest.mark.parametrize("name", ["quick", "paper"])
+def test_quick_and_paper_cohorts_have_the_papers_split_and_numbers_of_subjects(name):
+    """Issue #16: the quick report's tables carry the paper's n (Table 1: 18, Table 2: 86)."""
+    plan = subject_plan(PROFILES[name].cohort)
+    test = plan[plan["split"] == "test"]
+    assert plan["split"].value_counts().to_dict() == {"test": paper.TABLE2_N_SUBJECTS, "train": 42, "val": 10}
+    assert test["has_lesion_label"].sum() == paper.TABLE1_N_SUBJECTS
+    assert plan.loc[plan["split"] != "test", "has_lesion_label"].all()  # every train/val subject is labelled
+    assert 0 < (~test["has_lesion"]).sum() < len(test) - paper.TABLE1_N_SUBJECTS  # lesion-free subjects kept
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))

@@ -168,7 +168,8 @@ def _train_one(run: AblationRun, out: Path, key: str, record: dict, cohorts, mod
                device: str) -> dict:
     train, val = cohorts
     cfg = run.config
-    per_epoch = len(sample_epoch(train, stride=cfg.stride, ratio=cfg.ratio, rng=np.random.default_rng([cfg.seed, 0])))
+    per_epoch = len(sample_epoch(train, stride=cfg.stride, ratio=cfg.ratio, rng=np.random.default_rng([cfg.seed, 0]),
+                                 boundary_fraction=cfg.boundary_fraction))
     epochs = max(1, int(round(samples / max(per_epoch, 1))))
     cfg = dataclasses.replace(cfg, epochs=epochs, patience=epochs)
     if out.exists() and record.get("key") != key:

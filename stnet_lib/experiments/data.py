@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def cohort_manifest(profile: Profile, data_dir, manifest=None, *, progress: bool
         path = Path(manifest)
     else:
         path = Path(data_dir) / MANIFEST_NAME
-        simulate_cohort(profile.cohort, Path(data_dir), progress=progress)
+        simulate_cohort(profile.cohort, Path(data_dir), progress=progress, jobs=min(4, os.cpu_count() or 1))
     load_manifest(path)
     return path
 

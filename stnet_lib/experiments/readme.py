@@ -104,6 +104,10 @@ def _augmentation(train) -> str:
         parts.append(f"patch and AIF shifted together by up to ±{train.time_shift_frames} frames")
     if getattr(train, "aif_shift_frames", 0):
         parts.append(f"the AIF alone moved up to {train.aif_shift_frames} frames earlier, Tmax target raised by as much")
+    if getattr(train, "boundary_fraction", 0):
+        parts.append(f"{train.boundary_fraction:.0%} of the normal samples from Tmax 3–6 s (boundary group)")
+    if getattr(train, "tmax_scale", "sampled") == "healthy":
+        parts.append("Tmax standardised by its spread in healthy tissue")
     return f"; augmentation (departures, see `TrainConfig`): {'; '.join(parts)}" if parts else ""
 
 

@@ -30,7 +30,11 @@ from .inputs import NetworkInputs, scan_inputs
 from .patches import PatchTable
 from .stnet import TARGET_NAMES
 
-__all__ = ["Subject", "Cohort", "load_subjects", "sample_epoch"]
+__all__ = ["BOUNDARY_S", "Subject", "Cohort", "load_subjects", "sample_epoch"]
+
+#: Tmax band [s] of the boundary sampling group: below the 6 s lesion threshold, above healthy tissue
+#: (the issue's 3–8 s band; from 6 s on the voxels are already the lesion group).
+BOUNDARY_S = (3.0, TMAX_THRESHOLD_S)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,7 @@ class Cohort:
         self.lesion = lesion.numpy()
         # host copies for the per-epoch sampling (the tensors may live on a GPU)
         self.subject_np, self.coords_np = self.subject.numpy().copy(), self.coords.numpy().copy()
+        self.tmax_np = self.targets[:, 2].numpy().copy()  # true Tmax [s], for the boundary group
         self.aif_curves = torch.from_numpy(np.stack([s.inputs.aif_curve for s in subjects]))
         self.aif_integral_mM_s = torch.tensor([s.inputs.aif_integral_mM_s for s in subjects], dtype=torch.float32)
         self.k_av = torch.tensor([s.inputs.k_av for s in subjects], dtype=torch.float32)
@@ -159,8 +164,15 @@ def _load_subject(row, split: str, *, n_frames: int, dt_s: float, normalisation:
 
 
 def sample_epoch(cohort: Cohort, *, stride: int, ratio: float, rng: np.random.Generator,
-                 random_offset: bool = True) -> np.ndarray:
+                 random_offset: bool = True, boundary_fraction: float = 0.0,
+                 boundary_s: tuple[float, float] = BOUNDARY_S) -> np.ndarray:
     """Row indices of one epoch: lesion voxels on a stride grid + ``ratio``× normal voxels, shuffled.
+
+    With ``boundary_fraction`` > 0 that share of the normal draws comes from the *boundary
+    group*: normal voxels whose true Tmax lies in ``boundary_s`` (a departure from the paper's two
+    groups; docs/decisions/0072-boundary-sampling-and-tmax-scale.md). The paper's sampling draws
+    them by chance only (about 1 % of an epoch), so the network sees little of the band where the
+    6 s threshold is decided.
 
     Parameters
     ----------
@@ -172,6 +184,10 @@ def sample_epoch(cohort: Cohort, *, stride: int, ratio: float, rng: np.random.Ge
     rng : numpy.random.Generator
     random_offset : bool
         Draw the grid offset per subject (training) or use offset 0 (a fixed validation set).
+    boundary_fraction : float
+        Share (0–1) of the normal samples drawn from the boundary group (0 = the paper's sampling).
+    boundary_s : (float, float)
+        Tmax band [s] of the boundary group (low inclusive; voxels above the lesion threshold are lesion).
 
     Returns
     -------
@@ -187,5 +203,21 @@ def sample_epoch(cohort: Cohort, *, stride: int, ratio: float, rng: np.random.Ge
         chosen = np.flatnonzero(~cohort.lesion & on_grid)
     else:
         n_normal = min(int(round(ratio * len(lesion_rows))), len(normal_rows))
-        chosen = np.concatenate([lesion_rows, rng.choice(normal_rows, size=n_normal, replace=False)])
+        chosen = np.concatenate([lesion_rows, _normal_draws(cohort, normal_rows, n_normal, rng, boundary_fraction,
+                                                            boundary_s)])
     return rng.permutation(chosen)
+
+
+def _normal_draws(cohort: Cohort, normal_rows: np.ndarray, n: int, rng: np.random.Generator, fraction: float,
+                  band_s: tuple[float, float]) -> np.ndarray:
+    """``n`` distinct normal rows, ``fraction`` of them (as far as there are) from the Tmax band ``band_s``."""
+    if not 0.0 <= fraction <= 1.0:
+        raise StnetInputError(f"boundary_fraction must be in [0, 1]; got {fraction}")
+    if fraction == 0.0:
+        return rng.choice(normal_rows, size=n, replace=False)
+    tmax = cohort.tmax_np[normal_rows]
+    in_band = (tmax >= band_s[0]) & (tmax < band_s[1])
+    band, rest = normal_rows[in_band], normal_rows[~in_band]
+    n_band = min(int(round(fraction * n)), len(band))
+    n_rest = min(n - n_band, len(rest))
+    return np.concatenate([rng.choice(band, size=n_band, replace=False), rng.choice(rest, size=n_rest, replace=False)])

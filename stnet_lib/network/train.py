@@ -100,6 +100,16 @@ class TrainConfig:
         network regresses: C_t = C_a ⊗ R, so an AIF earlier by δ means a residue later by δ,
         with the same peak (CBF) and area (CBV). It shows the network Tmax as the delay of the
         tissue behind the AIF, not as a feature of the few training AIFs' shapes.
+    boundary_fraction : float
+        Share of the normal samples drawn from voxels with a true Tmax of 3–6 s (a departure; 0 =
+        the paper's two groups). See :func:`stnet_lib.network.cohort.sample_epoch`.
+    tmax_scale : str
+        How the Tmax target is standardised: ``"sampled"`` (the paper's: its spread over an epoch's
+        samples, lesion-enriched) or ``"healthy"`` (its spread over normal voxels, Tmax ≤ 6 s), which
+        weighs an error in healthy tissue as much as its own spread says. Both:
+        docs/decisions/0072-boundary-sampling-and-tmax-scale.md.
+    warmup_epochs : int
+        Epochs of a linear learning-rate ramp from lr/10 before the schedule (0 = none).
     """
 
     epochs: int = 400
@@ -115,10 +125,17 @@ class TrainConfig:
     eval_batch_size: int = 2048
     time_shift_frames: int = 0
     aif_shift_frames: int = 0
+    boundary_fraction: float = 0.0
+    tmax_scale: str = "sampled"
+    warmup_epochs: int = 0
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot train."""
         check_in_allowed(self.lr_schedule, ("constant", "cosine"), "lr_schedule")
+        check_in_allowed(self.tmax_scale, ("sampled", "healthy"), "tmax_scale")
+        if not 0.0 <= self.boundary_fraction <= 1.0 or self.warmup_epochs < 0:
+            raise StnetInputError(f"boundary_fraction must be in [0, 1] and warmup_epochs >= 0; got "
+                                  f"{self.boundary_fraction} and {self.warmup_epochs}")
         if self.batch_size < 1 or self.stride < 1 or self.ratio < 0 or self.epochs < 0 or self.lr <= 0:
             raise StnetInputError(f"training settings out of range: batch_size {self.batch_size}, stride "
                                   f"{self.stride}, ratio {self.ratio}, epochs {self.epochs}, lr {self.lr}")
@@ -146,10 +163,22 @@ def _target_columns(config: STNetConfig) -> list[int]:
     return [TARGET_NAMES.index(name) for name in config.outputs]
 
 
+def _epoch_rows(cohort: Cohort, cfg: TrainConfig, epoch: int) -> np.ndarray:
+    """The training rows of ``epoch`` (seeded by the run's seed and the epoch)."""
+    return sample_epoch(cohort, stride=cfg.stride, ratio=cfg.ratio, rng=np.random.default_rng([cfg.seed, epoch]),
+                        boundary_fraction=cfg.boundary_fraction)
+
+
 def _target_stats(cohort: Cohort, cfg: TrainConfig, config: STNetConfig) -> tuple[tuple, tuple]:
-    rows = sample_epoch(cohort, stride=cfg.stride, ratio=cfg.ratio, rng=np.random.default_rng([cfg.seed, 0]))
-    values = cohort.targets[torch.from_numpy(rows)][:, _target_columns(config)].double()
-    return tuple(values.mean(0).tolist()), tuple(values.std(0).clamp_min(1e-6).tolist())
+    """Mean and spread of each regressed target over an epoch's samples (``tmax_scale="healthy"``:
+    Tmax's spread over the normal voxels instead)."""
+    columns = _target_columns(config)
+    values = cohort.targets[torch.from_numpy(_epoch_rows(cohort, cfg, 0))][:, columns].double()
+    mean, std = values.mean(0), values.std(0)
+    if cfg.tmax_scale == "healthy" and "tmax" in config.outputs:
+        healthy = cohort.targets[torch.from_numpy(~cohort.lesion)][:, TARGET_NAMES.index("tmax")].double()
+        std[config.outputs.index("tmax")] = healthy.std()
+    return tuple(mean.tolist()), tuple(std.clamp_min(1e-6).tolist())
 
 
 def _loss(net: STNet, model, batch: dict, cfg: TrainConfig, device: torch.device):
@@ -325,7 +354,7 @@ def fit(train: Cohort, val: Cohort, model_config: STNetConfig, cfg: TrainConfig,
         lr = _learning_rate(cfg, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        rows = sample_epoch(train, stride=cfg.stride, ratio=cfg.ratio, rng=np.random.default_rng([cfg.seed, epoch]))
+        rows = _epoch_rows(train, cfg, epoch)
         tr = _run_epoch(net, model, train, rows, cfg, dev, optimizer, rank, world, progress, f"epoch {epoch}")
         with torch.no_grad():
             va = _run_epoch(net, net, val, val_rows, cfg, dev, None, rank, world, False, "val")
@@ -347,6 +376,8 @@ def fit(train: Cohort, val: Cohort, model_config: STNetConfig, cfg: TrainConfig,
 def _learning_rate(cfg: TrainConfig, epoch: int) -> float:
     """The learning rate of ``epoch`` (see ``TrainConfig.lr_schedule``)."""
     check_in_allowed(cfg.lr_schedule, ("constant", "cosine"), "lr_schedule")
+    if epoch < cfg.warmup_epochs:  # linear ramp from lr/10 up to lr
+        return cfg.lr * (0.1 + 0.9 * epoch / cfg.warmup_epochs)
     if cfg.lr_schedule == "constant":
         return cfg.lr
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / max(cfg.epochs - 1, 1)))
