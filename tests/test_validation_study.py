@@ -1,0 +1,48 @@
+"""The external-validation study's OSIPI path for methods that read a series (ST-Net), checked with oSVD.
+
+OSIPI's DRO gives concentration curves; ST-Net reads a DSC series. :func:`osipi_case_scan` makes
+one (eq. 2 and eq. 1 forward); taking oSVD through it must give what oSVD gives on the curves
+themselves (OSIPI's rule, and close values), so that what ST-Net scores there is ST-Net's own.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import shared_file
+from stnet_lib.experiments import validation
+from stnet_lib.signal import delta_r2_to_concentration, signal_to_delta_r2
+
+pytestmark = pytest.mark.shared_data
+
+
+@pytest.fixture(scope="module")
+def osipi_csv():
+    return shared_file("osipi_dsc", "dsc_data.csv")
+
+
+def test_the_case_series_inverts_to_the_cases_curves(osipi_csv):
+    case = pd.read_csv(osipi_csv).iloc[3]
+    c_tissue, c_aif = (np.array(text.split(), dtype=float) for text in (case.C_tis, case.C_aif))
+    scan = validation.osipi_case_scan(c_tissue, c_aif, case.tr)
+    baseline = slice(0, 1)  # S0 of every voxel is OSIPI_SIGNAL["s0"] at t = 0 (the curves start at ≈ 0)
+    delta = signal_to_delta_r2(scan.signal.astype(np.float64), scan.te_ms, baseline=baseline).delta_r2_per_s
+    field = validation.OSIPI_SIGNAL["field_t"]
+    back_tissue = delta_r2_to_concentration(delta[4, 4, 0], kind="tissue", field_t=field)
+    back_aif = delta_r2_to_concentration(delta[4, 10, 0], kind="arterial", field_t=field)
+    # up to the first frame's own value (it is S0 here) and float32 rounding of the signal
+    np.testing.assert_allclose(back_tissue, c_tissue - c_tissue[0], atol=2e-4)
+    np.testing.assert_allclose(back_aif, c_aif - c_aif[0], rtol=5e-3, atol=2e-3)
+    assert scan.brain_mask.sum() == 81 and scan.aif_mask.sum() == 18 and not (scan.brain_mask & scan.aif_mask).any()
+
+
+def test_osvd_through_the_series_passes_as_it_does_on_the_curves(osipi_csv):
+    curves = validation.osipi_results(["osvd"], osipi_csv).set_index("case")
+    series = validation.osipi_signal_results(["osvd"], osipi_csv).set_index("case")
+    assert curves["cbv_pass"].all() and curves["cbf_pass"].all()
+    assert series["cbv_pass"].all() and series["cbf_pass"].all()
+    # the two paths differ only by the baseline the series path subtracts (its mean of the pre-bolus
+    # frames, not the curve's own zero): within half of OSIPI's tolerance of each other
+    ref = curves.loc[series.index]
+    assert (abs(series["cbv"] - ref["cbv"]) <= 0.5 * (1 + 0.1 * ref["cbv_ref"])).all()
+    assert (abs(series["cbf"] - ref["cbf"]) <= 0.5 * (15 + 0.1 * ref["cbf_ref"])).all()
