@@ -46,3 +46,36 @@ def test_osvd_through_the_series_passes_as_it_does_on_the_curves(osipi_csv):
     ref = curves.loc[series.index]
     assert (abs(series["cbv"] - ref["cbv"]) <= 0.5 * (1 + 0.1 * ref["cbv_ref"])).all()
     assert (abs(series["cbf"] - ref["cbf"]) <= 0.5 * (15 + 0.1 * ref["cbf_ref"])).all()
+
+
+@pytest.fixture(scope="module")
+def real_slice():
+    shared_file("real_dsc", "moyamoya_cerebellum_dsc.nii.gz")
+    scan = validation.real_scan()
+    summary, maps = validation.real_scan_summary(scan, ["csvd", "osvd", "ttv"])
+    return scan, summary, maps
+
+
+def test_the_area_ratio_cbv_uses_the_aif_the_methods_found(real_slice):
+    # oracle: the SVD methods' CBV is eq. 4's area ratio by construction, so with the same AIF, VOF and
+    # k_AV the study's deconvolution-free CBV must equal oSVD's voxel for voxel
+    scan, _, maps = real_slice
+    area = validation.area_ratio_cbv(scan, maps["osvd"])
+    brain = scan.brain_mask
+    np.testing.assert_allclose(area[brain], maps["osvd"].cbv[brain], rtol=1e-6)
+    assert np.isnan(area[~brain]).all()
+
+
+def test_generalisation_table_reports_each_data_set(real_slice, osipi_csv):
+    scan, summary, maps = real_slice
+    agreement = validation.real_scan_agreement(scan, maps).set_index("method")
+    # every deconvolution method's CBV is eq. 4's (only ST-Net's is learned): r = 1 up to rounding
+    assert agreement.loc[["csvd", "osvd", "ttv"], "cbv_pearson_eq4"].min() > 0.9999
+    assert np.isnan(agreement.loc["osvd", "cbf_spearman_osvd"]) and agreement.loc["osvd", "cbf_spearman_csvd"] > 0.7
+    osipi = validation.osipi_results(["osvd"], osipi_csv)
+    table = validation.generalisation_table(osipi, agreement.reset_index(), summary, methods=("osvd", "ttv"))
+    assert list(table["method"]) == ["osvd", "ttv"]
+    assert table.loc[0, "osipi_cbv_pass"] == "14/14" and table.loc[1, "osipi_cbv_pass"] == "0/0"
+    assert table.loc[1, "real_cbv_pearson_eq4"] == agreement.loc["ttv", "cbv_pearson_eq4"]
+    medians = summary.set_index(["method", "map"])["median"]
+    assert table.loc[0, "real_median_cbf"] == medians["osvd", "cbf"]

@@ -13,22 +13,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..deconvolution import METHODS, deconvolve
-from ..curve_qc import arterial_qc_figure
 from ..constants import K_H, RHO_G_PER_ML
+from ..curve_qc import arterial_qc_figure
+from ..deconvolution import METHODS, deconvolve
 from ..io import Scan, load_scan
+from ..maps import cbv_eq4
+from ..metrics.correlation import pcc, scc
 from ..paths import SHARED_DATA_DIR
-from ..pipeline import compute_maps
+from ..pipeline import compute_maps, scan_concentrations
 from ..signal import concentration_to_delta_r2, delta_r2_to_signal
 
 __all__ = ["OSIPI_CSV", "REAL_DSC", "TYPICAL_TE_MS", "PHYSIOLOGICAL_RANGES", "OSIPI_SIGNAL", "osipi_results",
            "osipi_case_scan", "osipi_signal_results", "real_scan", "real_scan_summary",
-           "real_scan_aif_figure", "real_scan_sentence"]
+           "real_scan_aif_figure", "real_scan_sentence", "real_scan_agreement", "area_ratio_cbv",
+           "generalisation_table"]
 
 OSIPI_CSV = SHARED_DATA_DIR / "osipi_dsc" / "dsc_data.csv"
 REAL_DSC = SHARED_DATA_DIR / "real_dsc" / "moyamoya_cerebellum_dsc.nii.gz"
@@ -155,3 +159,69 @@ def real_scan_sentence(maps) -> str:
             f"{search['aif_first_moment_frames']:.1f}; VOF {vof.get('voxels', 0)} voxels"
             f"{'' if vof.get('used') else ' (not used)'}. Frames dropped before steady state: "
             f"{params.get('frames_dropped', 0)}; baseline frames {first}–{last - 1} of the prepared series.")
+
+
+def area_ratio_cbv(scan: Scan, found) -> np.ndarray:
+    """Eq. 4's CBV [ml/100g] of every brain voxel (NaN outside), from the AIF and VOF that ``found``
+    (a method's PerfusionMaps) located: the CBV that needs no deconvolution and no network."""
+    volumes = found.extra_volumes
+    with_masks = dataclasses.replace(scan, aif_mask=volumes["aif_mask"] > 0,
+                                     vof_mask=volumes["vof_mask"] > 0 if "vof_mask" in volumes else None)
+    conc = scan_concentrations(with_masks)
+    cbv = np.full(scan.brain_mask.shape, np.nan)
+    cbv[scan.brain_mask] = cbv_eq4(conc.c_tissue, conc.c_aif, scan.tr_s, k_av=conc.k_av)
+    return cbv
+
+
+def real_scan_agreement(scan: Scan, maps: dict) -> pd.DataFrame:
+    """The real-slice generalisation checks: each method beside the references a real scan has.
+
+    No truth exists, so each method's maps are compared over the brain with what does not depend on
+    a deconvolution or on a network: CBV with eq. 4's area ratio (Pearson r), and CBF and Tmax with
+    cSVD's and oSVD's in rank (Spearman r; a method's comparison with itself is left empty). Every
+    map uses the AIF and VOF found for oSVD (the same for every method: :func:`real_scan_summary`).
+
+    Parameters
+    ----------
+    scan : Scan
+        :func:`real_scan`.
+    maps : dict
+        Method → PerfusionMaps of :func:`real_scan_summary` (``"osvd"`` and ``"csvd"`` among them).
+    """
+    brain, area_cbv = scan.brain_mask, area_ratio_cbv(scan, maps["osvd"])
+    rows = []
+    for method, m in maps.items():
+        row = {"method": method, "cbv_pearson_eq4": pcc(area_cbv, m.cbv, mask=brain)}
+        for reference in ("csvd", "osvd"):
+            for name in ("cbf", "tmax"):
+                row[f"{name}_spearman_{reference}"] = (np.nan if method == reference else
+                                                      scc(getattr(maps[reference], name), getattr(m, name), mask=brain))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def generalisation_table(osipi: pd.DataFrame | None, agreement: pd.DataFrame | None, summary: pd.DataFrame | None,
+                         methods=("stnet", "osvd")) -> pd.DataFrame:
+    """ST-Net beside oSVD on the data neither was made from: one row per method.
+
+    Columns: OSIPI cases passing on CBV and on CBF (of ``osipi``, :func:`osipi_results` and
+    :func:`osipi_signal_results` together), and on the real slice the agreement of
+    :func:`real_scan_agreement` with cSVD as the rank reference, and the brain medians of
+    :func:`real_scan_summary`. A data set that is absent leaves its columns out.
+    """
+    rows = []
+    for method in methods:
+        row = {"method": method}
+        if osipi is not None:
+            cases = osipi[osipi["method"] == method]
+            row.update(osipi_cbv_pass=f"{int(cases['cbv_pass'].sum())}/{len(cases)}",
+                       osipi_cbf_pass=f"{int(cases['cbf_pass'].sum())}/{len(cases)}")
+        if agreement is not None:
+            found = agreement.set_index("method").loc[method]
+            row.update(real_cbv_pearson_eq4=found["cbv_pearson_eq4"], real_cbf_spearman_csvd=found["cbf_spearman_csvd"],
+                       real_tmax_spearman_csvd=found["tmax_spearman_csvd"])
+        if summary is not None:
+            medians = summary[summary["method"] == method].set_index("map")["median"]
+            row.update({f"real_median_{name}": medians[name] for name in ("cbv", "cbf", "mtt", "tmax")})
+        rows.append(row)
+    return pd.DataFrame(rows)
