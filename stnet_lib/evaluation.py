@@ -109,6 +109,9 @@ def evaluate_subject(
     reference, estimate : mapping of str to ndarray, shape (x, y, z)
         Maps by name (``cbv`` ml/100g, ``cbf`` ml/100g/min, ``mtt`` s, ``tmax`` s), NaN allowed
         outside the brain; a :class:`~stnet_lib.maps.PerfusionMaps` works too (``as_dict``).
+        Inside the brain only MTT may be NaN (eq. 6: undefined where the estimated CBF ≤ 0, e.g.
+        a noise-only voxel); MTT is scored over the voxels where it is defined, and ``n_voxels``
+        says how many. Any other NaN inside a region is an error.
     brain_mask : ndarray of bool, shape (x, y, z)
         Whole-brain region (WB).
     spacing_mm : tuple of float
@@ -140,7 +143,10 @@ def evaluate_subject(
     for name in [m for m in config.maps if m in reference]:
         ref_map, est_map = reference[name], _need(estimate, name, "estimate")
         data_range = _subject_range(ref_map, brain, name, config)
-        rows += _agreement_rows(ref_map, est_map, regions, data_range, name, config.convention)
+        scored = regions
+        if name == "mtt":  # eq. 6 leaves MTT undefined (NaN) where the estimated CBF ≤ 0: scored where defined
+            scored = {key: mask & np.isfinite(np.asarray(est_map, dtype=np.float64)) for key, mask in regions.items()}
+        rows += _agreement_rows(ref_map, est_map, scored, data_range, name, config.convention)
     seg_ref = regions.get("HP") if segmentation_mask is None else segmentation_mask
     if evaluate_segmentation and seg_ref is not None:
         rows += _segmentation_rows(seg_ref, _need(estimate, "tmax", "estimate"), brain,

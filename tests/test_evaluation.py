@@ -174,6 +174,21 @@ def test_evaluate_set_names_the_subject_on_bad_input(rng):
         evaluate_subject(reference, {k: v[:-1] for k, v in reference.items()}, brain_mask=brain, spacing_mm=SPACING)
 
 
+def test_undefined_mtt_is_scored_where_it_is_defined_and_counted(rng):
+    # eq. 6: a voxel whose estimated CBF is ≤ 0 (noise only) has no MTT; the oracle is the metric
+    # function on the brain without that voxel
+    reference, brain = _subject(rng)
+    estimate = _noisy(reference, rng)
+    estimate["mtt"][5, 5, 1] = np.nan
+    table = evaluate_subject(reference, estimate, brain_mask=brain, spacing_mm=SPACING)
+    defined = brain.copy()
+    defined[5, 5, 1] = False
+    row = _value(table, "mtt", "WB", "pcc")
+    assert (row["status"], row["n_voxels"]) == ("ok", brain.sum() - 1)
+    assert row["value"] == pytest.approx(metrics.pcc(reference["mtt"], estimate["mtt"], mask=defined))
+    assert _value(table, "cbf", "WB", "pcc")["n_voxels"] == brain.sum()
+
+
 # --- manifest and command line ----------------------------------------------------------------
 
 def _write_cohort(tmp_path, rng, n_subjects=3):
