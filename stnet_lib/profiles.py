@@ -177,6 +177,9 @@ def _weights(train: TrainConfig) -> tuple[float, float]:
 #: Fig. 3 budgets: ``quick`` gives each run 40,000 samples (about 5 of its epochs; with batches of
 #: 128 ST-Net leaves its initial plateau after 7,000–15,000 samples) and keeps two values per axis,
 #: to stay within the report's time budget (each run about 35 s on 2 cores); ``smoke`` one epoch per run.
+#: Noise study: ``quick`` on the paper's slab at half its in-plane resolution (128×128×3 voxels of
+#: 1.8×1.8×5 mm; 50 s on 2 cores against 206 s for the paper's 256×256×3, with the same conclusion:
+#: docs/decisions/0070-ttv-criterion-test-grid.md); ``paper`` on the paper's grid with 20 subjects.
 PROFILES = {
     "smoke": Profile(
         "smoke", "a few tiny subjects: checks that every notebook runs (numbers mean nothing)",
@@ -195,6 +198,7 @@ PROFILES = {
                                learning_rates=(TRAIN_PROFILES["quick"].lr, TRAIN_PROFILES["paper"].lr),
                                physics_weights=_weights(TRAIN_PROFILES["quick"]), samples=40_000, n_subjects=None,
                                outputs=OUTPUT_CHOICES),
+        noise_study=NoiseStudyPlan(shape=(128, 128, 3), voxel_mm=(1.8, 1.8, 5.0)),
         timing_repeats=3,
     ),
     "paper": Profile(

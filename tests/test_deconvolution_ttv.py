@@ -15,7 +15,7 @@ from stnet_lib.experiments import noise_study as study
 from stnet_lib.experiments.ttv_tuning import make_ttv_phantom, pooled_errors, ratios_to_svd
 from stnet_lib.maps import cbf_eq5, cbv_eq4, tmax_eq7
 from stnet_lib.paths import SHARED_DATA_DIR
-from stnet_lib.profiles import NoiseStudyPlan
+from stnet_lib.profiles import PROFILES, NoiseStudyPlan
 
 FAST = ttv.TTVConfig(n_iter=60, dtype="float64")
 
@@ -188,12 +188,11 @@ SNRS = (20.0, 10.0, 5.0)
 #: Issue #7's grid: the noise study's default, the paper's (256×256×3 voxels of 0.9×0.9×5 mm); in
 #: ``make test-all`` (about 2 min on 2 quiet cores, 76 % of a loaded default run when it was one).
 PAPER_GRID = NoiseStudyPlan()
-#: The default run's grid: the same slab at half the in-plane resolution (128×128×3 voxels of
-#: 1.8×1.8×5 mm), a quarter of the voxels. Cropping the paper's 0.9 mm grid to 128×128 instead
-#: misses the criterion (CBF ratio 0.911 at SNR 20: the AIF and the lesions sit at the crop's edge;
-#: docs/decisions/0070-ttv-criterion-test-grid.md).
-SMALL_GRID = dataclasses.replace(PAPER_GRID, shape=(PAPER_GRID.shape[0] // 2, PAPER_GRID.shape[1] // 2, PAPER_GRID.shape[2]),
-                                 voxel_mm=(2 * PAPER_GRID.voxel_mm[0], 2 * PAPER_GRID.voxel_mm[1], PAPER_GRID.voxel_mm[2]))
+#: The default run's grid, the quick report's noise study: the same slab at half the in-plane
+#: resolution (128×128×3 voxels of 1.8×1.8×5 mm), a quarter of the voxels. Cropping the paper's
+#: 0.9 mm grid to 128×128 instead misses the criterion (CBF ratio 0.911 at SNR 20: the AIF and the
+#: lesions sit at the crop's edge; docs/decisions/0070-ttv-criterion-test-grid.md).
+SMALL_GRID = PROFILES["quick"].noise_study
 
 
 @pytest.fixture(scope="module", params=[pytest.param(SMALL_GRID, id="128x128-1.8mm"),
