@@ -98,7 +98,6 @@ def _bad_inputs(scan):
     nib.save(no_tr, tmp / "no_tr.nii.gz")
     bad["no TR"] = ({"--dsc": tmp / "no_tr.nii.gz"}, "no frame interval")
     bad["too few frames"] = ({"--dsc": _save(tmp / "short.nii.gz", signal[..., 7:15].astype(np.float32), affine)}, "frame")
-    bad["stnet without checkpoint"] = ({"--method": "stnet"}, "needs --checkpoint")
     bad["option without ="] = ({"--option": "n_iter"}, "is not NAME=VALUE")
     bad["unknown option"] = ({"--option": "bogus=1"}, "unknown option(s) ['bogus'] for method 'osvd'")
     bad["option with its own flag"] = ({"--option": "kh=1"}, "use --kh")

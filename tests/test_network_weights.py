@@ -46,6 +46,7 @@ def test_the_packed_weights_and_their_record(packed, monkeypatch, capsys):
     assert record["test_metrics"] == [{"region": "WB", "map": "cbv", "metric": "PCC", "ST-Net": "0.918 (0.024)"},
                                       {"region": "WB", "map": "tmax", "metric": "MAE [s]", "ST-Net": "0.47 (0.05)"}]
     assert record["uncertainty"]["method"] == "mc_dropout" and len(record["uncertainty"]["subjects"]) == 6
+    assert record["source_checkpoint"] == str(packed["checkpoint"])  # the --pack argument, not a temporary copy
     payload = torch.load(pt, weights_only=True)  # tensors, dicts, lists, numbers and strings only
     assert "optimizer" not in payload and "rng" not in payload and "uncertainty" in payload
     monkeypatch.setattr(shipped, "WEIGHTS_DIR", packed["weights"])

@@ -75,7 +75,7 @@ def _pack(args) -> int:
                   + ", ".join(f"{k} {v:.2f}" for k, v in calibration.scale.items()))
             checkpoint = calibrated
         pt, record = shipped.pack_weights(checkpoint, cohort=args.cohort, profile=args.profile, metrics=metrics,
-                                          folder=args.out)
+                                          folder=args.out, source=str(args.pack))
     print(f"wrote {pt} and {record}")
     return 0
 

@@ -89,7 +89,7 @@ def metrics_records(path, *, max_rows: int = 500) -> list[dict]:
 
 
 def pack_weights(checkpoint, *, cohort: str, profile: str, metrics: list[dict] | None = None, folder=None,
-                 name: str = DEFAULT_NAME, notes: str = "") -> tuple[Path, Path]:
+                 name: str = DEFAULT_NAME, notes: str = "", source: str | None = None) -> tuple[Path, Path]:
     """Write ``NAME.pt`` (the inference part of ``checkpoint``) and ``NAME.json`` (its record) into ``folder``.
 
     Parameters
@@ -102,6 +102,9 @@ def pack_weights(checkpoint, *, cohort: str, profile: str, metrics: list[dict] |
         Its test metrics (:func:`metrics_records`).
     folder : path, optional
         Default: the package's weights folder.
+    source : str, optional
+        The checkpoint as its maker named it, for the record (default: ``checkpoint``'s absolute path;
+        the command passes the ``--pack`` argument, not the calibrated temporary copy).
 
     Returns
     -------
@@ -130,7 +133,7 @@ def pack_weights(checkpoint, *, cohort: str, profile: str, metrics: list[dict] |
     config = payload["config"]
     record = {"file": out_pt.name, "sha256": digest, "size_bytes": size,
               "n_parameters": int(sum(p.numel() for p in model.parameters())),
-              "cohort": cohort, "profile": profile, "source_checkpoint": str(Path(checkpoint).resolve()),
+              "cohort": cohort, "profile": profile, "source_checkpoint": source or str(Path(checkpoint).resolve()),
               "time_grid": {"n_frames": int(config["n_frames"]), "dt_s": float(config["dt_s"])},
               "outputs": list(config.get("outputs", ["cbv", "cbf", "tmax"])),
               "input_normalisation": config.get("input_normalisation"), "trained_epoch": payload.get("epoch"),
