@@ -74,8 +74,8 @@ def test_a_series_without_a_bolus_is_refused():
 
 
 def _cohort_scan(seed: int) -> tuple[Scan, Scan]:
-    """A simulated subject on the quick profile's grid (every realism feature on), without and with its
-    own arterial mask; int16 signal as the cohort writes it."""
+    """A simulated subject of 64×64×10 voxels of the quick profile's size, 3.6×3.6×8 mm (every realism
+    feature on), without and with its own arterial mask; int16 signal as the cohort writes it."""
     config = SubjectConfig(shape=(64, 64, 10), voxel_mm=(3.6, 3.6, 8.0), n_frames=50, has_lesion=seed % 4 != 3)
     subject = make_subject(config, np.random.default_rng(seed))
     signal = np.clip(np.rint(subject.signal), 0, np.iinfo(np.int16).max).astype(np.float32)
