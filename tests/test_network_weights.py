@@ -97,3 +97,25 @@ def test_a_paper_size_network_packs_under_10_mb_and_a_larger_one_is_refused(tmp_
     with pytest.raises(StnetInputError, match="under 1 MiB"):
         shipped.pack_weights(tmp_path / "best.pt", cohort="none", profile="paper", folder=tmp_path / "big")
     assert not (tmp_path / "big").exists() or not any((tmp_path / "big").iterdir())
+
+
+def test_the_reports_coverage_is_measured_on_test_subjects_the_scales_were_not_fitted_on(packed):
+    # oracle: the coverage at each level recomputed from the same maps with the calibrated SDs
+    from stnet_lib.experiments.uncertainty import manifest_cases, uncertainty_coverage
+    from stnet_lib.network.uncertainty import LEVELS, interval_coverage
+
+    table, calibration = uncertainty_coverage(packed["manifest"], packed["checkpoint"], n_test=2)
+    assert set(table["map"]) == {"cbv", "cbf", "tmax"} and sorted(set(table["nominal"])) == list(LEVELS)
+    val_ids = manifest_cases(packed["manifest"], "val")[1]
+    test_cases, test_ids = manifest_cases(packed["manifest"], "test", limit=2)
+    assert calibration.subjects == tuple(val_ids) and not set(val_ids) & set(test_ids)
+    payload = {**torch.load(packed["checkpoint"], weights_only=True), "uncertainty": calibration.to_dict()}
+    errors, sds = [], []
+    for scan, truth in test_cases:
+        maps = predict_maps(scan, payload, uncertainty=True)
+        brain = scan.brain_mask & np.isfinite(truth["tmax"])
+        errors.append(maps.cbf[brain] - truth["cbf"][brain])
+        sds.append(maps.extra_volumes["cbf_sd"][brain])
+    row = table[(table["map"] == "cbf") & (table["nominal"] == 0.9)].iloc[0]
+    assert row["observed"] == pytest.approx(interval_coverage(np.concatenate(errors), np.concatenate(sds), 0.9))
+    assert 0.7 < row["observed"] <= 1.0  # scales fitted for 90 % on other subjects of the same simulator

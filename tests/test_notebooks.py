@@ -17,7 +17,8 @@ from stnet_lib.report import LAB_NOTEBOOKS, NOTEBOOKS, NotebookFailed, run_repor
 #: Files each notebook must leave in the report folder.
 EXPECTED = {
     "cohort": ["cohort_split.md", "cohort_acquisition.md", "cohort_statistics.md", "cohort_subject.png"],
-    "train": ["train_summary.md", "train_learning_curve.png", "train_inference.csv"],
+    "train": ["train_summary.md", "train_learning_curve.png", "train_inference.csv", "train_uncertainty.md",
+              "train_uncertainty.png"],
     "baselines": ["baselines.md", "baselines_maps.png", "baselines_noise.md", "baselines_noise.png"],
     "table2": ["table2.md", "table2.csv", "table2_beside_paper.md", "table2_paper_convention.md",
                "table2_all_methods.md", "table2_tests.csv"],

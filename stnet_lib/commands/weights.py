@@ -16,12 +16,10 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from .._validation import StnetInputError, check_file
 from .. import weights as shipped
 
-__all__ = ["add_parser", "run", "validation_cases"]
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -38,27 +36,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def validation_cases(manifest_path, split: str = "val") -> tuple[list, list[str]]:
-    """(scan, truth maps) of a manifest's ``split`` subjects, and their ids (for the calibration)."""
-    import nibabel as nib
-
-    from ..io import load_scan
-    from ..manifest import load_manifest
-
-    table = load_manifest(manifest_path)
-    rows = list(table[table["split"] == split].itertuples())
-    if not rows:
-        raise StnetInputError(f"{manifest_path} has no subject with split '{split}' to calibrate on")
-    cases = []
-    for row in rows:
-        tr_s = row.tr_s if np.isfinite(row.tr_s) else None
-        scan = load_scan(row.dsc, row.aif_mask, row.vof_mask, row.brain_mask, row.te_ms, tr_s, field_t=row.field_t)
-        truth = {name: np.asarray(nib.load(check_file(getattr(row, name), f"reference {name} map")).dataobj,
-                                  dtype=np.float64) for name in ("cbv", "cbf", "tmax")}
-        cases.append((scan, truth))
-    return cases, [str(row.subject_id) for row in rows]
-
-
 def _pack(args) -> int:
     if not args.profile or not args.cohort:
         raise StnetInputError("--pack needs --profile and --cohort (what the network was trained on, for its record)")
@@ -66,9 +43,10 @@ def _pack(args) -> int:
     metrics = shipped.metrics_records(check_file(args.metrics, "metrics table")) if args.metrics else None
     with tempfile.TemporaryDirectory(prefix="stnet-weights-") as work:
         if args.calibrate is not None:
+            from ..experiments.uncertainty import manifest_cases
             from ..network.uncertainty import calibrate_checkpoint
 
-            cases, ids = validation_cases(check_file(args.calibrate, "manifest"))
+            cases, ids = manifest_cases(check_file(args.calibrate, "manifest"), "val")
             calibrated = Path(work) / "calibrated.pt"
             calibration = calibrate_checkpoint(checkpoint, cases, out=calibrated, subject_ids=ids)
             print(f"uncertainty calibrated on {len(ids)} subjects: scales "
