@@ -171,7 +171,8 @@ def plot_qc_page(mean_image: NDArray, maps: PerfusionMaps, summary: dict, *, bra
     Returns
     -------
     matplotlib.figure.Figure
-        12 panels (one of them text) and 5 colour bars.
+        12 panels (one of them text) and 5 colour bars; with ST-Net's SD maps in ``maps.extra_volumes``
+        (``cbv_sd`` …, ``--uncertainty``) a row more, of the SD of each map on the maps' slice.
     """
     curves = {"AIF": aif_curve, "VOF": vof_curve, "brain mean": brain_curve}
     _check(mean_image, maps, brain_mask, time_s, curves)
@@ -180,7 +181,9 @@ def plot_qc_page(mean_image: NDArray, maps: PerfusionMaps, summary: dict, *, bra
     has_aif = aif_mask is not None and np.any(aif_mask)
     mask_z = int(np.argmax(aif_mask.sum(axis=(0, 1)))) if has_aif else brain.shape[2] // 2
     map_z = int(np.argmax(lesion.sum(axis=(0, 1)))) if lesion.any() else brain.shape[2] // 2
-    figure, axes = plt.subplots(3, 4, figsize=QC_PAGE_INCHES)
+    sds = {name: maps.extra_volumes[f"{name}_sd"] for name in MAP_NAMES if f"{name}_sd" in maps.extra_volumes}
+    rows = 4 if sds else 3  # ST-Net with --uncertainty: a row of its SD maps
+    figure, axes = plt.subplots(rows, 4, figsize=(QC_PAGE_INCHES[0], QC_PAGE_INCHES[1] * rows / 3))
     _mask_panel(axes[0, 0], mean_image, {"brain": brain, "AIF": aif_mask, "VOF": vof_mask}, mask_z)
     _curve_panel(axes[0, 1], time_s, {"AIF": aif_curve, "VOF": vof_curve}, curve_label, "arterial and venous curves")
     _curve_panel(axes[0, 2], time_s, {"brain mean": brain_curve}, brain_curve_label or curve_label, "brain-mean curve")
@@ -191,12 +194,21 @@ def plot_qc_page(mean_image: NDArray, maps: PerfusionMaps, summary: dict, *, bra
     for ax, name in zip(axes[1], MAP_NAMES):
         _show(ax, np.asarray(getattr(maps, name))[:, :, map_z], map_label(name), **_map_style(name))
         ax.set_title(f"{map_label(name)}, slice {map_z}", fontsize=8)
+    if sds:
+        for ax, name in zip(axes[2], MAP_NAMES):
+            if name not in sds:
+                ax.axis("off")
+                continue
+            sd = np.asarray(sds[name])[:, :, map_z]
+            _show(ax, sd, f"SD of {map_label(name)}", cmap="cividis", vmin=0.0,
+                  vmax=float(np.nanpercentile(sd, 99)) if np.isfinite(sd).any() else None)
+            ax.set_title(f"ST-Net uncertainty (MC-dropout SD), slice {map_z}", fontsize=8)
     slices = _lesion_slices(lesion, 4)
-    for ax, z in zip(axes[2], slices):
+    for ax, z in zip(axes[-1], slices):
         _lesion_panel(ax, mean_image, lesion, brain, z, threshold_s)
-    for ax in axes[2, len(slices):]:
+    for ax in axes[-1, len(slices):]:
         ax.axis("off")
-    for ax in (axes[0, 0], axes[1, 0], axes[2, 0]):
+    for ax in axes[:, 0]:
         _orientation(ax, affine)
     figure.suptitle(title)
     figure.tight_layout()

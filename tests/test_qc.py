@@ -60,6 +60,19 @@ def test_page_has_every_panel_and_colour_bars_with_units(scan, tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []  # drawing writes nothing
 
 
+def test_stnets_uncertainty_adds_a_row_of_sd_maps_with_units(scan):
+    maps = scan["maps"]
+    sd = {f"{name}_sd": np.where(scan["brain"], 0.1 * np.nan_to_num(getattr(maps, name)), np.nan)
+          for name in ("cbv", "cbf", "tmax")}
+    figure = draw({**scan, "maps": PerfusionMaps(maps.cbv, maps.cbf, maps.mtt, maps.tmax, method="stnet",
+                                                 params=maps.params, extra_volumes=sd)})
+    colour_bars = [ax for ax in figure.axes if getattr(ax, "_colorbar", None) is not None]
+    assert len(figure.axes) == 16 + 8 and len(colour_bars) == 8
+    labels = {ax._colorbar.ax.get_ylabel() for ax in colour_bars}
+    assert {"SD of CBV [ml/100g]", "SD of CBF [ml/100g/min]", "SD of Tmax [s]"} <= labels
+    assert check_figure(figure) == []
+
+
 def test_save_writes_a_png_atomically(scan, tmp_path):
     path = save_qc_page(draw(scan), tmp_path / "sub-01" / "qc.png", dpi=60)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
