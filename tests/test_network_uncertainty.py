@@ -26,7 +26,7 @@ import torch
 from stnet_lib._validation import StnetInputError
 from stnet_lib.network import load_checkpoint, predict_maps
 from stnet_lib.network.uncertainty import (LEVELS, Calibration, _pooled, calibrate_checkpoint, coverage_table,
-                                           fit_scale, plot_reliability, z_value)
+                                           fit_calibration, fit_scale, plot_reliability, z_value)
 from stnet_learning import split_subjects, trained_network
 
 torch.set_num_threads(2)
@@ -39,6 +39,16 @@ def calibrated(tmp_path_factory):
     out = run["folder"] / "calibrated.pt"
     calibration = calibrate_checkpoint(run["checkpoint"], val, out=out, subject_ids=[f"sub-{i}" for i in range(16, 22)])
     return {**run, "calibrated": out, "calibration": calibration, "test": test}
+
+
+def test_only_an_uncalibrated_checkpoint_in_use_warns_not_its_calibration(calibrated, caplog):
+    scan = calibrated["test"][0][0]
+    with caplog.at_level("WARNING", logger="stnet_lib.network.uncertainty"):
+        fit_calibration(calibrated["checkpoint"], calibrated["test"][:1], n_samples=4)
+    assert "no uncertainty calibration" not in caplog.text  # sampling the raw network is the calibration
+    with caplog.at_level("WARNING", logger="stnet_lib.network.uncertainty"):
+        predict_maps(scan, calibrated["checkpoint"], uncertainty=True, mc_samples=4)
+    assert caplog.text.count("no uncertainty calibration") == 1
 
 
 def test_calibrated_90_percent_intervals_cover_85_to_95_percent_of_unseen_voxels(calibrated):

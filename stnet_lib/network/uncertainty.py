@@ -199,10 +199,15 @@ def fit_calibration(checkpoint, cases, *, nominal: float = NOMINAL, n_samples: i
     from .checkpoint import load_checkpoint
     from .inference import predict_maps
 
+    global _FITTING
     payload = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     raw = {k: v for k, v in payload.items() if k != "uncertainty"}  # scale 1
-    errors, sds = _pooled(cases, lambda scan: predict_maps(scan, raw, uncertainty=True, mc_samples=n_samples,
-                                                           **options))
+    _FITTING = True  # the raw SDs are what is being calibrated: no "uncalibrated" warning per subject
+    try:
+        errors, sds = _pooled(cases, lambda scan: predict_maps(scan, raw, uncertainty=True, mc_samples=n_samples,
+                                                               **options))
+    finally:
+        _FITTING = False
     scale = {name: fit_scale(errors[name], sds[name], nominal) for name in errors}
     before = {name: interval_coverage(errors[name], sds[name], nominal) for name in errors}
     log.info("MC-dropout SD scales %s (coverage of the %.0f %% interval before: %s)", scale, 100 * nominal, before)
@@ -244,6 +249,10 @@ def plot_reliability(table, ax=None, *, title: str = "ST-Net uncertainty: reliab
     return fig
 
 
+#: True while :func:`fit_calibration` samples the uncalibrated network (its warning would repeat per subject).
+_FITTING = False
+
+
 def mc_for_checkpoint(model: STNet, payload: dict, n_samples: int | None = None) -> tuple[MCDropout, Calibration | None]:
     """The sampler for a loaded checkpoint and its stored calibration (None: uncalibrated, logged).
 
@@ -252,7 +261,7 @@ def mc_for_checkpoint(model: STNet, payload: dict, n_samples: int | None = None)
     """
     stored = payload.get("uncertainty")
     calibration = Calibration.from_dict(stored) if stored else None
-    if calibration is None:
+    if calibration is None and not _FITTING:
         log.warning("this ST-Net checkpoint holds no uncertainty calibration: the SD maps are the raw Monte-Carlo "
                     "dropout spread, usually too narrow (calibrate it with uncertainty.calibrate_checkpoint)")
     n_samples = n_samples or (calibration.n_samples if calibration else MC_SAMPLES)
