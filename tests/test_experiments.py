@@ -358,6 +358,48 @@ def test_code_key_follows_the_source_that_made_a_result(tmp_path):
     assert code_key("metrics", package_dir=copy) == metrics
 
 
+def _imported_modules(entry: str) -> set[str]:
+    """Every library file (path relative to ``stnet_lib/``; a package as its folder) that ``entry``
+    imports, directly or through others, by its relative imports."""
+    import ast
+
+    from stnet_lib.experiments.data import _PACKAGE_DIR
+
+    def resolve(path, node):
+        base = path.parent
+        for _ in range(node.level - 1):
+            base = base.parent
+        for part in (node.module or "").split(".") if node.module else []:
+            base = base / part
+        return base.with_suffix(".py") if base.with_suffix(".py").is_file() else base / "__init__.py"
+
+    seen, todo = set(), [_PACKAGE_DIR / entry]
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                todo.append(resolve(path, node))
+    return {p.relative_to(_PACKAGE_DIR).as_posix() for p in seen}
+
+
+@pytest.mark.parametrize(("entry", "key"), [("pipeline.py", "PHYSICS_CODE"), ("network/inference.py", "NETWORK_CODE")])
+def test_a_cache_key_covers_every_file_the_cached_step_runs(entry, key):
+    """A map cached under a code key must be redone when any file it was computed with changes (e.g.
+    the automatic AIF or the curve preparation): every library file ``entry`` imports is under a
+    part of the key (``__init__`` files and the input checks aside; the pipeline's ST-Net branch
+    is keyed by both keys together, ``predictions._run_key``)."""
+    from stnet_lib.experiments import data
+
+    parts = getattr(data, key) + (("network",) if key == "PHYSICS_CODE" else ())
+    exempt = {"__init__.py", "_validation.py", "_files.py"}
+    missing = [f for f in _imported_modules(entry)
+               if f.split("/")[-1] not in exempt and not any(f == p or f.startswith(p.rstrip("/") + "/") for p in parts)]
+    assert missing == [], f"{key} misses {missing}"
+
+
 def test_ablations_are_scored_on_reference_tmax_subjects_when_no_test_subject_is_labelled(tmp_path):
     """A cohort of one's own without lesion labels: the test subjects with a reference Tmax; none: a clear error."""
     from stnet_synthetic import write_cohort

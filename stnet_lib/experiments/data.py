@@ -28,8 +28,12 @@ MANIFEST_NAME = "data_manifest.csv"
 
 #: The library's source (files or folders under ``stnet_lib/``) that each kind of cached result
 #: depends on: deconvolution maps, ST-Net training and inference, metrics and tables.
-PHYSICS_CODE = ("constants.py", "signal.py", "io.py", "masking.py", "pipeline.py", "maps.py", "deconvolution")
-NETWORK_CODE = ("constants.py", "signal.py", "io.py", "masking.py", "maps.py", "network")
+#: The curve preparation every method shares (non-steady frames, slice timing, motion, automatic AIF,
+#: acquisition values, leakage): part of both keys (``tests/test_experiments.py`` checks the imports).
+_CURVES_CODE = ("constants.py", "signal.py", "io.py", "masking.py", "maps.py", "acquisition.py", "curves.py",
+                "aif.py", "motion.py", "leakage.py", "device.py")
+PHYSICS_CODE = (*_CURVES_CODE, "pipeline.py", "deconvolution")
+NETWORK_CODE = (*_CURVES_CODE, "pipeline.py", "network")
 METRICS_CODE = ("metrics", "evaluation.py")
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
