@@ -164,7 +164,10 @@ def realism_statistics(signal: np.ndarray, brain_mask: np.ndarray, aif_mask: np.
     brain_mask : ndarray of bool, shape (x, y, z)
         Brain (a clinical one: large vessels inside it count towards the CBV percentiles).
     aif_mask : ndarray of bool or None
-        Arterial voxels; None: :func:`stnet_lib.masking.find_aif_mask`.
+        Arterial voxels; None: :func:`stnet_lib.masking.find_aif_mask` (the 8 earliest, deepest-drop
+        voxels). A deliberately simple rule, not the automatic AIF of :mod:`stnet_lib.aif` that the
+        maps use: it is a measurement of the series, applied identically to the synthetic subjects and
+        to the real slice, and needs no TE or field strength.
     tr_s : float
         Frame interval [s].
     baseline : slice, optional
