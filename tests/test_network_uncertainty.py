@@ -25,7 +25,7 @@ import torch
 
 from stnet_lib._validation import StnetInputError
 from stnet_lib.network import load_checkpoint, predict_maps
-from stnet_lib.network.uncertainty import (LEVELS, Calibration, _pooled, calibrate_checkpoint, coverage_table,
+from stnet_lib.network.uncertainty import (LEVELS, Calibration, pooled_estimate_errors, calibrate_checkpoint, coverage_table,
                                            fit_calibration, fit_scale, plot_reliability, z_value)
 from stnet_learning import split_subjects, trained_network
 
@@ -52,7 +52,7 @@ def test_only_an_uncalibrated_checkpoint_in_use_warns_not_its_calibration(calibr
 
 
 def test_calibrated_90_percent_intervals_cover_85_to_95_percent_of_unseen_voxels(calibrated):
-    errors, sds = _pooled(calibrated["test"], lambda scan: predict_maps(scan, calibrated["calibrated"],
+    errors, sds = pooled_estimate_errors(calibrated["test"], lambda scan: predict_maps(scan, calibrated["calibrated"],
                                                                         uncertainty=True))
     table = coverage_table(errors, sds)
     at_90 = table[table["nominal"] == 0.9].set_index("map")["observed"]

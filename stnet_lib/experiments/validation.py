@@ -47,19 +47,25 @@ def osipi_results(methods, csv_path: Path = OSIPI_CSV, **options) -> pd.DataFram
 
     A spatial method (TTV) gets each case as a 1×1×1 volume, where its spatial term is idle.
     """
-    table = pd.read_csv(csv_path)
     rows = []
-    for case in table.itertuples():
-        c_tissue, c_aif = (np.array(text.split(), dtype=float) for text in (case.C_tis, case.C_aif))
+    for case, c_tissue, c_aif in _osipi_cases(csv_path):
         for method in methods:
             curves = c_tissue.reshape(1, 1, 1, -1) if METHODS[method].spatial else c_tissue
             maps = deconvolve(curves, c_aif, case.tr, method, kh=1.0, rho=1.0, keep_residue=False, **options.get(method, {}))
-            cbv, cbf = float(maps.cbv.ravel()[0]), float(maps.cbf.ravel()[0])
-            rows.append({
-                "case": case.label, "method": method, "cbv_ref": case.cbv, "cbv": cbv, "cbf_ref": case.cbf, "cbf": cbf,
-                "cbv_pass": abs(cbv - case.cbv) <= 1 + 0.1 * case.cbv, "cbf_pass": abs(cbf - case.cbf) <= 15 + 0.1 * case.cbf,
-            })
+            rows.append(_osipi_row(case, method, float(maps.cbv.ravel()[0]), float(maps.cbf.ravel()[0])))
     return pd.DataFrame(rows)
+
+
+def _osipi_cases(csv_path: Path):
+    """Each DRO case (a row of the CSV) with its tissue and arterial concentration curves."""
+    for case in pd.read_csv(csv_path).itertuples():
+        yield case, *(np.array(text.split(), dtype=float) for text in (case.C_tis, case.C_aif))
+
+
+def _osipi_row(case, method: str, cbv: float, cbf: float) -> dict:
+    """One result row with OSIPI's pass rule: |CBV − ref| ≤ 1 + 0.1·ref, |CBF − ref| ≤ 15 + 0.1·ref."""
+    return {"case": case.label, "method": method, "cbv_ref": case.cbv, "cbv": cbv, "cbf_ref": case.cbf, "cbf": cbf,
+            "cbv_pass": abs(cbv - case.cbv) <= 1 + 0.1 * case.cbv, "cbf_pass": abs(cbf - case.cbf) <= 15 + 0.1 * case.cbf}
 
 
 #: The series each OSIPI case becomes for a method that reads signals (ST-Net): TE [ms], field [T], S0.
@@ -91,10 +97,8 @@ def osipi_signal_results(methods, csv_path: Path = OSIPI_CSV, **options) -> pd.D
     deconvolution methods are run with k_H = ρ = 1 directly. ``options[method]``: its options
     (``"stnet"`` needs ``checkpoint``).
     """
-    table = pd.read_csv(csv_path)
     rows = []
-    for case in table.itertuples():
-        c_tissue, c_aif = (np.array(text.split(), dtype=float) for text in (case.C_tis, case.C_aif))
+    for case, c_tissue, c_aif in _osipi_cases(csv_path):
         scan = osipi_case_scan(c_tissue, c_aif, case.tr)
         centre = (scan.brain_mask.shape[0] // 2, scan.brain_mask.shape[0] // 2, 0)  # the slab's middle voxel
         for method in methods:
@@ -102,11 +106,7 @@ def osipi_signal_results(methods, csv_path: Path = OSIPI_CSV, **options) -> pd.D
                 maps, scale = compute_maps(scan, method, **options.get(method, {})), RHO_G_PER_ML / K_H
             else:
                 maps, scale = compute_maps(scan, method, kh=1.0, rho=1.0, **options.get(method, {})), 1.0
-            cbv, cbf = float(maps.cbv[centre]) * scale, float(maps.cbf[centre]) * scale
-            rows.append({
-                "case": case.label, "method": method, "cbv_ref": case.cbv, "cbv": cbv, "cbf_ref": case.cbf, "cbf": cbf,
-                "cbv_pass": abs(cbv - case.cbv) <= 1 + 0.1 * case.cbv, "cbf_pass": abs(cbf - case.cbf) <= 15 + 0.1 * case.cbf,
-            })
+            rows.append(_osipi_row(case, method, float(maps.cbv[centre]) * scale, float(maps.cbf[centre]) * scale))
     return pd.DataFrame(rows)
 
 

@@ -33,7 +33,7 @@ from .._validation import StnetInputError
 from .stnet import TARGET_NAMES, STNet
 
 __all__ = ["MC_SAMPLES", "NOMINAL", "LEVELS", "Calibration", "MCDropout", "z_value", "fit_scale",
-           "interval_coverage", "coverage_table", "fit_calibration", "calibrate_checkpoint", "plot_reliability",
+           "interval_coverage", "coverage_table", "pooled_estimate_errors", "fit_calibration", "calibrate_checkpoint", "plot_reliability",
            "mc_for_checkpoint", "with_uncertainty"]
 
 log = logging.getLogger(__name__)
@@ -176,8 +176,9 @@ def coverage_table(errors: dict, sds: dict, levels=LEVELS):
     return pd.DataFrame(rows)
 
 
-def _pooled(cases, predict) -> tuple[dict, dict]:
-    """Estimate − truth and raw SD per map over the brains of ``cases`` [(scan, truth)]."""
+def pooled_estimate_errors(cases, predict) -> tuple[dict, dict]:
+    """Estimate − truth and SD per map over the brains of ``cases`` [(scan, truth)], the maps from ``predict(scan)``
+    (raw SDs for an uncalibrated checkpoint, calibrated ones otherwise)."""
     errors, sds = {}, {}
     for scan, truth in cases:
         maps = predict(scan)
@@ -204,7 +205,7 @@ def fit_calibration(checkpoint, cases, *, nominal: float = NOMINAL, n_samples: i
     raw = {k: v for k, v in payload.items() if k != "uncertainty"}  # scale 1
     _FITTING = True  # the raw SDs are what is being calibrated: no "uncalibrated" warning per subject
     try:
-        errors, sds = _pooled(cases, lambda scan: predict_maps(scan, raw, uncertainty=True, mc_samples=n_samples,
+        errors, sds = pooled_estimate_errors(cases, lambda scan: predict_maps(scan, raw, uncertainty=True, mc_samples=n_samples,
                                                                **options))
     finally:
         _FITTING = False
