@@ -13,6 +13,7 @@ import pandas as pd
 
 from .. import __version__, paper
 from ..deconvolution import METHODS
+from ..network.cohort import BOUNDARY_S
 from ..paths import ROOT
 from ..profiles import Profile
 from ..reporting import markdown_table, save_markdown
@@ -105,7 +106,8 @@ def _augmentation(train) -> str:
     if getattr(train, "aif_shift_frames", 0):
         parts.append(f"the AIF alone moved up to {train.aif_shift_frames} frames earlier, Tmax target raised by as much")
     if getattr(train, "boundary_fraction", 0):
-        parts.append(f"{train.boundary_fraction:.0%} of the normal samples from Tmax 3–6 s (boundary group)")
+        low, high = BOUNDARY_S
+        parts.append(f"{train.boundary_fraction:.0%} of the normal samples from Tmax {low:g}–{high:g} s (boundary group)")
     if getattr(train, "tmax_scale", "sampled") == "healthy":
         parts.append("Tmax standardised by its spread in healthy tissue")
     return f"; augmentation (departures, see `TrainConfig`): {'; '.join(parts)}" if parts else ""

@@ -176,8 +176,7 @@ def _target_stats(cohort: Cohort, cfg: TrainConfig, config: STNetConfig) -> tupl
     values = cohort.targets[torch.from_numpy(_epoch_rows(cohort, cfg, 0))][:, columns].double()
     mean, std = values.mean(0), values.std(0)
     if cfg.tmax_scale == "healthy" and "tmax" in config.outputs:
-        healthy = cohort.targets[torch.from_numpy(~cohort.lesion)][:, TARGET_NAMES.index("tmax")].double()
-        std[config.outputs.index("tmax")] = healthy.std()
+        std[config.outputs.index("tmax")] = float(np.std(cohort.tmax_np[~cohort.lesion], ddof=1))
     return tuple(mean.tolist()), tuple(std.clamp_min(1e-6).tolist())
 
 
