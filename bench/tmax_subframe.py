@@ -6,14 +6,15 @@ computed on a 0.05 s grid and sampled every TR over a 100 s window) with delays 
 0.25 s, every shape, MTT {3, 5, 8, 12} s and dispersion {0.5, 1, 2, 3} s (2,640 voxels); the
 true AIF. The truth is the simulation's: delay + argmax of the dispersed residue on the fine grid.
 For TR 1, 1.5 and 2 s, each method's residues are computed once and Tmax read from them by each
-rule: ``tmax_eq7``'s ``"sample"`` (before issue #15) and ``"parabola"`` (its default since), and
-the alternative that was measured and rejected, ``"fourier"``: the maximum of the residue's
-trigonometric (band-limited) interpolation, periodic for the circulant methods and of the even
-extension for sSVD, 16× finer, parabola-refined (docs/decisions/0041-subframe-tmax.md). TTV runs
-with its voxels one apart in x, outside each other's mask neighbourhood, so that its spatial TV
-couples none of them (only its temporal TV acts).
+rule of ``tmax_eq7``: ``"sample"`` (before issue #15), ``"parabola"`` (sSVD's and TTV's),
+``"bandlimited"`` (cSVD's and oSVD's: the exact maximum of the trigonometric interpolation,
+circulant residues only), and ``"fourier16"``, the same maximum found by brute force on a 16×
+finer interpolation (the slow form rejected in decision 0041, kept as a cross-check). oSVD runs
+twice: with the TR-invariant OI (the default) and with Wu et al.'s per-sample OI ("osvd-per-sample",
+before decision 0074). TTV runs with its voxels one apart in x, outside each other's mask
+neighbourhood, so that its spatial TV couples none of them (only its temporal TV acts).
 
-    python bench/tmax_subframe.py [--methods ssvd csvd osvd ttv] [--tr 1 1.5 2] [--dispersion 0.5 1 2 3]
+    python bench/tmax_subframe.py [--methods ssvd csvd osvd osvd-per-sample ttv] [--tr 1 1.5 2]
 
 Prints one row per (method, TR, rule): mean absolute error, bias, 95th percentile and worst [s]
 against the truth, and the delay-tracking error: the mean and worst |error − its median over the
@@ -34,11 +35,11 @@ from stnet_lib.experiments.tmax_curves import DISPERSIONS_S, curves, tracking_er
 from stnet_lib.deconvolution import deconvolve
 from stnet_lib.maps import peak_index, tmax_eq7
 
-RULES = ("sample", "parabola", "fourier")
+RULES = ("sample", "parabola", "bandlimited", "fourier16")
 
 
 def fourier_tmax(residue: np.ndarray, dt_s: float, *, wrap: bool, upsample: int = 16, chunk: int = 1 << 13):
-    """Tmax [s] at the maximum of the trigonometric interpolation (the rejected alternative)."""
+    """Tmax [s] at the maximum of the trigonometric interpolation, by brute force on a finer grid."""
     length = residue.shape[-1]
     period = length if wrap else 2 * (length - 1)
     out = np.empty(residue.shape[0])
@@ -56,9 +57,11 @@ def fourier_tmax(residue: np.ndarray, dt_s: float, *, wrap: bool, upsample: int 
     return out * dt_s
 
 
-def tmax_by_rule(residue: np.ndarray, dt_s: float, *, wrap: bool, rule: str) -> np.ndarray:
-    if rule == "fourier":
+def tmax_by_rule(residue: np.ndarray, dt_s: float, *, wrap: bool, rule: str) -> np.ndarray | None:
+    if rule == "fourier16":
         return fourier_tmax(residue, dt_s, wrap=wrap)
+    if rule == "bandlimited" and not wrap:
+        return None  # sSVD's linear residue has no period
     return tmax_eq7(residue, dt_s, wrap=wrap, peak=rule)
 
 
@@ -71,6 +74,8 @@ def residues(method: str, c_tissue: np.ndarray, c_aif: np.ndarray, tr_s: float) 
         mask[::2] = True
         maps = deconvolve(volume, c_aif, tr_s, "ttv", mask=mask)
         return maps.residue[mask], True
+    if method == "osvd-per-sample":
+        return deconvolve(c_tissue, c_aif, tr_s, "osvd", oi_reference_tr_s=None).residue, True
     return deconvolve(c_tissue, c_aif, tr_s, method).residue, method != "ssvd"
 
 
@@ -91,6 +96,8 @@ def measure(methods, trs, dispersions_s) -> pd.DataFrame:
             k, wrap = residues(method, c_tissue, c_aif, tr_s)
             for rule in RULES:
                 tmax = tmax_by_rule(k, tr_s, wrap=wrap, rule=rule)
+                if tmax is None:
+                    continue
                 rows.append({"method": method, "tr_s": tr_s, "rule": rule, **errors(tmax, grid)})
     return pd.DataFrame(rows)
 
@@ -107,7 +114,7 @@ def timing(n_vox: int = 100_000, length: int = 100) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="+", default=["ssvd", "csvd", "osvd", "ttv"])
+    parser.add_argument("--methods", nargs="+", default=["ssvd", "csvd", "osvd", "osvd-per-sample", "ttv"])
     parser.add_argument("--tr", nargs="+", type=float, default=[1.0, 1.5, 2.0])
     parser.add_argument("--dispersion", nargs="+", type=float, default=list(DISPERSIONS_S))
     args = parser.parse_args()

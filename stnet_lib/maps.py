@@ -22,8 +22,8 @@ import numpy as np
 from .constants import K_H, MAP_NAMES, RHO_G_PER_ML, UNITS
 from ._validation import StnetInputError, check_in_allowed
 
-__all__ = ["PerfusionMaps", "cbv_eq4", "cbf_eq5", "mtt_eq6", "tmax_eq7", "peak_index", "negative_delay_record",
-           "TMAX_PEAK_METHODS", "k_av_eq8"]
+__all__ = ["PerfusionMaps", "cbv_eq4", "cbf_eq5", "mtt_eq6", "tmax_eq7", "peak_index", "bandlimited_peak_index",
+           "negative_delay_record", "TMAX_PEAK_METHODS", "k_av_eq8"]
 
 
 def _integral(curves: np.ndarray, dt_s: float) -> np.ndarray:
@@ -64,9 +64,11 @@ def mtt_eq6(cbv, cbf):
         return np.where(cbf > 0, 60.0 * cbv / np.where(cbf > 0, cbf, 1.0), np.nan)
 
 
-#: How eq. 7 locates the residue's peak (docs/decisions/0041-subframe-tmax.md): "parabola" between
-#: samples (the default), "sample" on the frame grid (before issue #15).
-TMAX_PEAK_METHODS = ("parabola", "sample")
+#: How eq. 7 locates the residue's peak (docs/decisions/0041-subframe-tmax.md, 0074): "parabola"
+#: between samples (the default), "bandlimited" at the maximum of the residue's trigonometric
+#: interpolation (cSVD and oSVD, whose residues are trigonometric polynomials), "sample" on the
+#: frame grid (before issue #15).
+TMAX_PEAK_METHODS = ("parabola", "bandlimited", "sample")
 
 
 def tmax_eq7(residue, dt_s: float, *, wrap: bool = False, peak: str = "parabola"):
@@ -83,12 +85,15 @@ def tmax_eq7(residue, dt_s: float, *, wrap: bool = False, peak: str = "parabola"
         the second half of the period is a negative delay (the tissue bolus precedes the AIF's)
         and gives a negative Tmax, (i − L)·dt_s, never a silent 0 (:func:`negative_delay_record`
         counts them). Without ``wrap`` (sSVD's linear model) Tmax lies in [0, (L − 1)·dt_s].
-    peak : {"parabola", "sample"}
+    peak : {"parabola", "bandlimited", "sample"}
         ``"parabola"``: the vertex of the parabola through the largest sample and its two
         neighbours (cyclic ones with ``wrap``), an offset within ±½ sample; a largest sample at
-        either end of a linear residue stays there. ``"sample"``: the largest sample (Tmax on
-        multiples of dt_s). Why the parabola and not the peak of the trigonometric (band-limited)
-        interpolation, with the measurement: docs/decisions/0041-subframe-tmax.md.
+        either end of a linear residue stays there. ``"bandlimited"`` (needs ``wrap``): the
+        maximum of the residue's trigonometric interpolation, the exact continuous residue of a
+        frequency-domain (circulant) deconvolution (:func:`bandlimited_peak_index`).
+        ``"sample"``: the largest sample (Tmax on multiples of dt_s). Which method uses which
+        rule, with the measurements: docs/decisions/0041-subframe-tmax.md and
+        docs/decisions/0074-tr-invariant-osvd.md.
 
     Returns
     -------
@@ -102,6 +107,11 @@ def tmax_eq7(residue, dt_s: float, *, wrap: bool = False, peak: str = "parabola"
     """
     residue = np.asarray(residue, dtype=np.float64)
     check_in_allowed(peak, TMAX_PEAK_METHODS, "peak")
+    if peak == "bandlimited":
+        if not wrap:
+            raise StnetInputError("the band-limited Tmax needs a periodic (circulant) residue: pass wrap=True, "
+                                  "or peak='parabola' for a linear one")
+        return bandlimited_peak_index(residue) * dt_s
     return peak_index(residue, wrap=wrap, refine=peak == "parabola") * dt_s
 
 
@@ -126,6 +136,43 @@ def peak_index(residue: np.ndarray, *, wrap: bool, refine: bool = True) -> np.nd
         inside &= (best > 0) & (best < length - 1)
     offset = np.where(inside, 0.5 * (left - right) / np.where(inside, curvature, -1.0), 0.0)
     return index + np.clip(offset, -0.5, 0.5)
+
+
+def bandlimited_peak_index(residue: np.ndarray, *, n_newton: int = 4, chunk: int = 8192) -> np.ndarray:
+    """Fractional index of the maximum of each periodic curve's trigonometric interpolation, shape (...).
+
+    A circulant deconvolution's residue is a trigonometric polynomial of period L (its spectrum
+    is the filtered quotient): r(t) = (1/L)·[X₀ + 2·Σ_{0<k<L/2} Re(X_k·e^{iω_k t}) + X_{L/2}·cos πt],
+    ω_k = 2πk/L, t in samples (the Nyquist term split between ±L/2, so r is real). Starting from
+    the parabola's vertex (:func:`peak_index`), Newton's method on r'(t) = 0 with r' and r''
+    summed exactly; each step is bounded to ±½ sample and the result to ±1 sample of the
+    largest sample. Where r'' ≥ 0 (no maximum nearby: a flat or noise-only curve) the vertex is
+    kept. Negative for a maximum in the window's second half, as in :func:`peak_index`. Cost:
+    ``n_newton`` passes of O(L) per curve (no upsampled copy).
+    """
+    residue = np.asarray(residue, dtype=np.float64)
+    shape, length = residue.shape[:-1], residue.shape[-1]
+    flat = residue.reshape(-1, length)
+    start = peak_index(flat, wrap=True)
+    if length < 3:
+        return start.reshape(shape)
+    out = np.empty_like(start)
+    k = np.arange(length // 2 + 1)
+    weight = np.where((k == 0) | ((length % 2 == 0) & (k == length // 2)), 1.0, 2.0) / length
+    omega = 2.0 * np.pi * k / length
+    for lo in range(0, flat.shape[0], chunk):
+        spectrum = np.fft.rfft(flat[lo : lo + chunk], axis=-1) * weight
+        anchor = start[lo : lo + chunk]
+        t = anchor.copy()
+        for _ in range(n_newton):
+            turn = spectrum * np.exp(1j * np.outer(t, omega))
+            first = -(turn.imag * omega).sum(axis=-1)  # r'(t)
+            second = -(turn.real * omega**2).sum(axis=-1)  # r''(t)
+            ok = second < 0
+            step = np.where(ok, -first / np.where(ok, second, -1.0), 0.0)
+            t = np.clip(t + np.clip(step, -0.5, 0.5), np.round(anchor) - 1.0, np.round(anchor) + 1.0)
+        out[lo : lo + chunk] = t
+    return out.reshape(shape)
 
 
 def negative_delay_record(tmax_s: np.ndarray, dt_s: float) -> dict:

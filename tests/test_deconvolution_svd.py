@@ -43,13 +43,16 @@ def test_fft_csvd_equals_the_dense_block_circulant_svd(curves, threshold):
 
 def test_osvd_picks_per_voxel_the_smallest_threshold_with_low_oscillation(curves):
     c_aif, c_tissue = (torch.from_numpy(a) for a in curves)
+    limit = 0.035 * (1.5 / 1.0) ** 2  # the OI threshold scaled from TR 1 s to 1.5 s (decision 0074)
     chosen = svd.osvd(c_tissue, c_aif, 1.5, oi_threshold=0.035)
+    per_sample = svd.osvd(c_tissue, c_aif, 1.5, oi_threshold=limit, oi_reference_tr_s=None)
     for row in range(c_tissue.shape[0]):  # oracle: the same rule, one voxel at a time, dense
         for threshold in svd.OSVD_THRESHOLDS:
             residue = svd.csvd(c_tissue[row : row + 1], c_aif, 1.5, threshold=threshold)
-            if svd.oscillation_index(residue) <= 0.035 or threshold == svd.OSVD_THRESHOLDS[-1]:
+            if svd.oscillation_index(residue) <= limit or threshold == svd.OSVD_THRESHOLDS[-1]:
                 break
         np.testing.assert_allclose(chosen[row], residue[0], atol=1e-12)
+        np.testing.assert_allclose(per_sample[row], residue[0], atol=1e-12)
 
 
 def test_oscillation_index_by_hand():

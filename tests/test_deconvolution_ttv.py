@@ -195,6 +195,23 @@ PAPER_GRID = NoiseStudyPlan()
 SMALL_GRID = PROFILES["quick"].noise_study
 
 
+#: Every method at its defaults, and oSVD as Wu et al. published it (the per-sample oscillation index,
+#: before decision 0074), the baseline issue #7's criterion was set against.
+STUDY_METHODS = {"ssvd": "ssvd", "csvd": "csvd", "osvd": "osvd", "ttv": ttv.TTVConfig(),
+                 "osvd_wu": ("osvd", {"oi_reference_tr_s": None})}
+
+
+def _defaults(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the methods at their defaults (oSVD with the TR-invariant OI)."""
+    return table[table["method"] != "osvd_wu"]
+
+
+def _published(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows with Wu et al.'s oSVD in place of the default one, labelled ``osvd``."""
+    table = table[table["method"] != "osvd"]
+    return table.assign(method=table["method"].replace({"osvd_wu": "osvd"}))
+
+
 @pytest.fixture(scope="module", params=[pytest.param(SMALL_GRID, id="128x128-1.8mm"),
                                         pytest.param(PAPER_GRID, id="paper-grid", marks=pytest.mark.slow)])
 def noise_study(request):
@@ -206,7 +223,7 @@ def noise_study(request):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # whole volumes, unlike the small solver steps above: 40 s here against 64 s on one thread
     try:
-        return study.noise_study(TEST_SEEDS, SNRS, shape=grid.shape, voxel_mm=grid.voxel_mm)
+        return study.noise_study(TEST_SEEDS, SNRS, methods=STUDY_METHODS, shape=grid.shape, voxel_mm=grid.voxel_mm)
     finally:
         torch.set_num_threads(threads)
 
@@ -230,12 +247,23 @@ def test_ttv_beats_every_svd_method_against_the_truth(noise_study):
     the 20, up to 1.27). On the quick cohort's 3.6 mm voxels the same defaults give 0.855 at SNR 20
     (20 subjects), short of the criterion: the spatial TV compresses the CBF contrast between
     neighbouring voxels more where they differ more (docs/decisions/0022-noise-study-on-the-papers-voxel-size.md).
+
+    The criterion is against oSVD as published (Wu et al.'s per-sample oscillation index). The default
+    oSVD since decision 0074 (the OI scaled to TR 1 s) is a much better baseline on this cohort's
+    TR 1–2 s: its CBF RMSE at SNR 20/10/5 is 11.4/13.9/17.5 against 17.0/19.1/21.6 ml/100g/min as
+    published, and TTV's ratio to the best SVD method becomes 0.911/0.796/0.819 (1.8 mm grid); TTV
+    must still beat it by 5 %, and on Tmax.
     """
     errors, _ = noise_study
-    pooled = _ratios(pooled_errors(errors, ["snr"]), ["snr"])
-    report = f"pooled per SNR:\n{pooled.round(3).to_string()}\nper volume:\n{_ratios(errors, ['seed', 'snr']).round(3)}"
+    published, defaults = _published(errors), _defaults(errors)
+    pooled = _ratios(pooled_errors(published, ["snr"]), ["snr"])
+    report = f"pooled per SNR:\n{pooled.round(3).to_string()}\nper volume:\n{_ratios(published, ['seed', 'snr']).round(3)}"
     assert (pooled["cbf_ratio"] <= 0.85).all(), report
     assert (pooled["tmax_ratio"] <= 1.0).all(), report
+    against_defaults = _ratios(pooled_errors(defaults, ["snr"]), ["snr"])  # oSVD with the TR-invariant OI
+    report = f"against the default oSVD:\n{against_defaults.round(3).to_string()}"
+    assert (against_defaults["cbf_ratio"] <= 0.95).all(), report
+    assert (against_defaults["tmax_ratio"] <= 1.0).all(), report
 
 
 def test_ttv_removes_more_noise_than_every_svd_method(noise_study):
@@ -245,12 +273,13 @@ def test_ttv_removes_more_noise_than_every_svd_method(noise_study):
 
     Measured on the paper's grid (TTV / least noisy SVD method): SNR 20: 2.08 / 3.91 (sSVD) = 0.53;
     SNR 10: 4.00 / 7.92 (oSVD) = 0.505; SNR 5: 10.36 / 11.42 (oSVD) = 0.91; on the 1.8 mm grid 0.62,
-    0.56, 0.935 (oSVD's per-voxel threshold regularises hard
-    at SNR 5, at the price of a CBF bias of −17 ml/100g/min against the truth). On 20 unseen
+    0.56, 0.935 with oSVD as published (its per-voxel threshold regularises hard at SNR 5, at the price
+    of a CBF bias of −17 ml/100g/min against the truth); 0.618, 0.521, 0.666 against the default oSVD
+    (decision 0074), which is noisier at SNR 5 because it regularises less. On 20 unseen
     subjects (``bench/noise_study.py``, same grid): 0.53, 0.49, 0.95 (0.64 at SNR 40).
     """
     _, noise_induced = noise_study
-    pooled = pooled_errors(noise_induced, ["snr"])
+    pooled = pooled_errors(_defaults(noise_induced), ["snr"])
     ratio = ratios_to_svd(pooled, ["snr"])["cbf_ratio"]
     report = pooled.pivot(index="snr", columns="method", values="cbf_rmse").assign(ratio=ratio).round(3).to_string()
     assert (ratio < 1.0).all(), report
@@ -263,7 +292,7 @@ def test_noise_study_figure(noise_study):
 
     from stnet_lib.plotting import plot_noise_study
 
-    summary = study.noise_study_summary(*noise_study)
+    summary = study.noise_study_summary(*(_defaults(table) for table in noise_study))
     figure = plot_noise_study(summary, labels={"ttv": "TTV (Fang)"})
     assert len(figure.axes) == 3
     for ax in figure.axes:

@@ -31,13 +31,15 @@ class Method:
     residues: Callable[..., torch.Tensor]
     defaults: dict = field(default_factory=dict)
     circulant: bool = True  # residue is periodic (zero-padded circular convolution): Tmax wraps
+    tmax_peak: str = "parabola"  # eq. 7's peak rule (maps.tmax_eq7; decisions 0041, 0074)
     spatial: bool = False  # needs the (x, y, z, t) layout (TTV); else voxel-wise on (n_vox, t)
 
 
 METHODS: dict[str, Method] = {
     "ssvd": Method("ssvd", svd.ssvd, {"threshold": 0.2}, circulant=False),
-    "csvd": Method("csvd", svd.csvd, {"threshold": 0.1}),
-    "osvd": Method("osvd", svd.osvd, {"oi_threshold": 0.035}),
+    # cSVD's and oSVD's residues are trigonometric polynomials: their exact maximum (decision 0074)
+    "csvd": Method("csvd", svd.csvd, {"threshold": 0.1}, tmax_peak="bandlimited"),
+    "osvd": Method("osvd", svd.osvd, {"oi_threshold": 0.035, "oi_reference_tr_s": 1.0}, tmax_peak="bandlimited"),
     "ttv": Method("ttv", ttv.ttv_residues, ttv.DEFAULT_OPTIONS, spatial=True),
 }
 
@@ -98,7 +100,8 @@ def deconvolve(
     device : str
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     **options
-        Method options (``threshold`` for sSVD/cSVD, ``oi_threshold`` for oSVD, see ``METHODS``).
+        Method options (``threshold`` for sSVD/cSVD, ``oi_threshold`` and ``oi_reference_tr_s``
+        for oSVD, see ``METHODS``).
 
     Returns
     -------
@@ -127,14 +130,14 @@ def deconvolve(
     factors = {"k_av": k_av, "kh": kh, "rho": rho}
     cbv = cbv_eq4(c_tissue[mask], c_aif, dt_s, **factors)
     cbf = cbf_eq5(residue.max(axis=-1), **factors)
-    tmax = tmax_eq7(residue, dt_s, wrap=spec.circulant)  # sub-frame, negative before the AIF
+    tmax = tmax_eq7(residue, dt_s, wrap=spec.circulant, peak=spec.tmax_peak)  # sub-frame, < 0 before the AIF
     maps = PerfusionMaps(
         cbv=cbv,
         cbf=cbf,
         mtt=mtt_eq6(cbv, cbf),
         tmax=tmax,
         method=method,
-        params={**options, **factors, "tr_s": dt_s, "tmax_peak": "parabola", **negative_delay_record(tmax, dt_s)},
+        params={**options, **factors, "tr_s": dt_s, "tmax_peak": spec.tmax_peak, **negative_delay_record(tmax, dt_s)},
         residue=residue if keep_residue else None,
     )
     return maps.scatter(mask)

@@ -84,7 +84,8 @@ def noise_study(seeds, snrs, methods: dict[str, TTVConfig | str] | None = None, 
     snrs : iterable of float
         Rician noise levels on the tissue curves (σ = median brain S0 / SNR).
     methods : dict, optional
-        Label → ``"ssvd"``, ``"csvd"``, ``"osvd"`` or a TTVConfig (default: all four at their defaults).
+        Label → ``"ssvd"``, ``"csvd"``, ``"osvd"``, a (method, options) pair or a TTVConfig
+        (default: all four at their defaults).
     shape : tuple of int
         Subject grid (x, y, z).
     voxel_mm : tuple of float

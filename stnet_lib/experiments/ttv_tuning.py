@@ -132,16 +132,20 @@ def make_ttv_phantom(rng: np.random.Generator, *, shape=(32, 32, 4), n_t: int = 
 
 
 def method_estimates(c_tissue: NDArray, c_aif: NDArray, dt_s: float, mask: NDArray,
-                     methods: dict[str, TTVConfig | str], *, device: str = "cpu") -> dict[str, tuple[NDArray, NDArray]]:
+                     methods: dict[str, TTVConfig | str | tuple[str, dict]], *,
+                     device: str = "cpu") -> dict[str, tuple[NDArray, NDArray]]:
     """CBF [ml/100g/min] and Tmax [s] of each method at the voxels of ``mask`` (eq. 5 and 7).
 
-    ``methods`` maps a label to a key of ``METHODS`` (its default options) or a TTVConfig. Each
-    goes through :func:`~stnet_lib.deconvolution.deconvolve`; TTV runs on ``device``, the
-    voxel-wise methods on the CPU.
+    ``methods`` maps a label to a key of ``METHODS`` (its default options), a (key, options) pair
+    or a TTVConfig. Each goes through :func:`~stnet_lib.deconvolution.deconvolve`; TTV runs on
+    ``device``, the voxel-wise methods on the CPU.
     """
     estimates = {}
     for label, method in methods.items():
-        name, options = ("ttv", dataclasses.asdict(method)) if isinstance(method, TTVConfig) else (method, {})
+        if isinstance(method, TTVConfig):
+            name, options = "ttv", dataclasses.asdict(method)
+        else:
+            name, options = (method, {}) if isinstance(method, str) else method
         where = device if METHODS[name].spatial else "cpu"
         maps = deconvolve(c_tissue, c_aif, dt_s, name, mask=mask, device=where, keep_residue=False, **options)
         estimates[label] = (maps.cbf[mask], maps.tmax[mask])
