@@ -18,7 +18,8 @@ each measured on the synthetic cohort (docs/decisions/0050-automatic-aif.md):
 Venous output (the superior sagittal or a transverse sinus): among the same screened, large-area
 curves, those whose first moment is at least a frame later than the arterial one's, screened the
 same way and averaged over the largest areas: the least partial-volumed vein, which k_AV (eq. 8)
-needs."""
+needs. The curve preparation records it but does not apply it (docs/decisions/0075-automatic-vof-not-applied.md:
+on the synthetic cohort its k_AV moved absolute CBV and CBF away from the truth)."""
 
 from __future__ import annotations
 

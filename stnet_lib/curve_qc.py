@@ -69,8 +69,11 @@ def arterial_qc_figure(mean_image: np.ndarray, aif_mask: np.ndarray, vof_mask: n
         curve_ax.plot(time_s, _relative(entry["signal"], baseline), color=_COLOURS[name], marker=".",
                       label=f"{name.upper()} ({entry['voxels']} voxels)")
     curve_ax.axhline(1.0, color="0.7", linewidth=0.8)
-    curve_ax.set(xlabel="time [s]", ylabel="signal / pre-bolus signal S0", ylim=(0, None),
-                 title=f"mean curves (k_AV = {params.get('k_av', 1.0):.2f}, eq. 8)")
+    vof = params.get("vof") or {}
+    k_av = f"k_AV = {params.get('k_av', 1.0):.2f}, eq. 8"
+    if vof.get("used") is False and vof.get("k_av_if_used") is not None:
+        k_av += f"; the VOF found would give {vof['k_av_if_used']:.2f}, not applied"
+    curve_ax.set(xlabel="time [s]", ylabel="signal / pre-bolus signal S0", ylim=(0, None), title=f"mean curves ({k_av})")
     curve_ax.legend(fontsize="small")
     source = params.get("aif_source", "given")
     fig.suptitle(title or f"Arterial input ({source}) and venous output")

@@ -13,7 +13,10 @@ this order:
 4. brain mask: the scan's (given, or computed by ``load_scan``; computed here when absent);
 5. baseline: :func:`stnet_lib.signal.detect_baseline` on the brain's mean curve;
 6. arterial input and venous output: the scan's masks, or found automatically
-   (:func:`stnet_lib.aif.find_arterial_masks`) when the scan has no AIF mask.
+   (:func:`stnet_lib.aif.find_arterial_masks`) when the scan has no AIF mask. An automatically found
+   VOF is written and recorded with the k_AV it would give, but not applied (k_AV = 1): on the
+   synthetic cohort it moved absolute CBV and CBF away from the truth
+   (docs/decisions/0075-automatic-vof-not-applied.md). A drawn VOF mask is applied (eq. 8).
 
 It also holds the eq. 1–2 driver shared by ``pipeline`` and ``network.inputs``:
 :func:`blood_curves` (mean arterial and venous signal → ΔR2* → C, k_AV) and
@@ -78,12 +81,16 @@ class PreparedScan:
     motion : ndarray, shape (t, 6), optional
         Per frame of the original series: rotations about x, y, z [deg], translations [mm]
         (NaN for dropped frames); None without motion correction.
+    found_vof_mask : ndarray of bool, shape (x, y, z), optional
+        The venous voxels found automatically (with an automatic AIF and no VOF mask). They are
+        not ``scan.vof_mask``: k_AV (eq. 8) comes only from a VOF the user gave (decision 0075).
     """
 
     scan: Scan
     baseline: slice
     record: dict = field(default_factory=dict)
     motion: np.ndarray | None = None
+    found_vof_mask: np.ndarray | None = None  # the automatic VOF: recorded and written, not applied
 
 
 def select_voxels(signal, mask: np.ndarray):
@@ -187,17 +194,21 @@ def _correct_motion(signal: np.ndarray, scan: Scan, brain: np.ndarray, record: d
 
 
 def _arterial_masks(scan: Scan, signal: np.ndarray, brain: np.ndarray, baseline: slice, record: dict):
-    """The scan's AIF/VOF masks, or the automatic ones where it has no AIF mask (a VOF only then)."""
+    """The AIF mask, the VOF mask applied (eq. 8) and the VOF found automatically (not applied).
+
+    The scan's masks, or the automatic ones where it has no AIF mask (a VOF is searched only then,
+    and only where the scan has none).
+    """
     if scan.aif_mask is not None:
         record["aif_source"] = "given"
-        return check_mask(scan.aif_mask, signal.shape[:3], "AIF mask"), scan.vof_mask
+        return check_mask(scan.aif_mask, signal.shape[:3], "AIF mask"), scan.vof_mask, None
     selection = find_arterial_masks(signal, search_region(brain), baseline, te_ms=scan.te_ms, tr_s=scan.tr_s,
                                     find_vof=scan.vof_mask is None)
     if not selection.aif_mask.any():
         raise StnetInputError("no arterial voxel was found automatically: pass an AIF mask (--aif-mask)")
     record.update(aif_source="automatic", aif_search=selection.record)
     record["computed_masks"] += ["aif"] + (["vof"] if selection.vof_mask is not None else [])
-    return selection.aif_mask, scan.vof_mask if scan.vof_mask is not None else selection.vof_mask
+    return selection.aif_mask, scan.vof_mask, selection.vof_mask
 
 
 def prepare_curves(scan: Scan, *, motion_correct: bool = False, baseline: slice | None = None,
@@ -242,11 +253,11 @@ def prepare_curves(scan: Scan, *, motion_correct: bool = False, baseline: slice 
         baseline = detect_baseline(signal[brain])
     else:
         baseline = slice(max(baseline.start - dropped, 0), baseline.stop - dropped)
-    aif_mask, vof_mask = _arterial_masks(scan, signal, brain, baseline, record)
+    aif_mask, vof_mask, found_vof = _arterial_masks(scan, signal, brain, baseline, record)
     prepared = dataclasses.replace(scan, signal=signal, brain_mask=brain, aif_mask=aif_mask, vof_mask=vof_mask)
     if timing is not None:
         prepared.slice_timing_s = None  # aligned: a second preparation must not shift again
-    return PreparedScan(prepared, baseline, record, motion)
+    return PreparedScan(prepared, baseline, record, motion, found_vof)
 
 
 def attach_preparation(maps, prepared: PreparedScan, blood: BloodCurves):
@@ -256,7 +267,8 @@ def attach_preparation(maps, prepared: PreparedScan, blood: BloodCurves):
     signal and its baseline frames and, for the AIF and the VOF, the voxel count, mean signal and
     concentration [mM] (→ ``maps.json``);
     ``maps.extra_volumes`` gains ``aif_mask``/``vof_mask`` where they were found automatically
-    (written beside the maps as ``aif_mask.nii.gz``, ``vof_mask.nii.gz``).
+    (written beside the maps as ``aif_mask.nii.gz``, ``vof_mask.nii.gz``). An automatic VOF is
+    recorded with ``"used": False`` and ``k_av_if_used``, the k_AV it would have given.
     """
     scan, record = prepared.scan, dict(prepared.record)
     n_frames = scan.signal.shape[-1]
@@ -271,11 +283,24 @@ def attach_preparation(maps, prepared: PreparedScan, blood: BloodCurves):
                          "signal": np.round(_brain_curve(scan.signal, scan.vof_mask), 4).tolist()}
         if blood.c_vof is not None:
             record["vof"]["c_mM"] = np.round(blood.c_vof, 6).tolist()
+    found = prepared.found_vof_mask
+    if found is not None and scan.vof_mask is None:
+        record["vof"] = {"voxels": int(found.sum()), "used": False, "source": "automatic",
+                         "why_not_used": "docs/decisions/0075-automatic-vof-not-applied.md",
+                         "signal": np.round(_brain_curve(scan.signal, found), 4).tolist()}
+        try:
+            unused = blood_curves(scan.signal, scan.aif_mask, found, prepared.baseline, te_ms=scan.te_ms,
+                                  field_t=scan.field_t, dt_s=scan.tr_s)
+            record["vof"].update(c_mM=np.round(unused.c_vof, 6).tolist(), k_av_if_used=unused.k_av)
+        except StnetInputError as error:  # a VOF without a bolus: nothing to report but why
+            record["vof"]["k_av_if_used"], record["vof"]["error"] = None, str(error)
     record["k_av"] = blood.k_av
     maps.params.update(record)
     extra = getattr(maps, "extra_volumes", None)
     if extra is not None:
+        masks = {"aif": scan.aif_mask, "vof": found if scan.vof_mask is None else scan.vof_mask,
+                 "brain": scan.brain_mask}
         for name in ("aif", "vof", "brain"):
-            if name in record["computed_masks"]:
-                extra[f"{name}_mask"] = getattr(scan, f"{name}_mask").astype(np.uint8)
+            if name in record["computed_masks"] and masks[name] is not None:
+                extra[f"{name}_mask"] = masks[name].astype(np.uint8)
     return maps

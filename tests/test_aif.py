@@ -111,6 +111,27 @@ def test_cbf_with_the_automatic_aif_against_cbf_with_the_true_arterial_mask():
     assert np.all((ratios > 0.5) & (ratios < 2.0)), np.round(ratios, 3)
 
 
+def test_the_automatic_vof_is_written_and_recorded_but_not_applied():
+    """Decision 0075: with no masks, k_AV = 1; the VOF found, its curve and the k_AV it would give are
+    in the record and the mask is written. Given back as a drawn VOF it gives that k_AV, and eq. 4's
+    CBV scales by exactly it (CBV ∝ k_AV; the deconvolution's CBF too)."""
+    auto, _ = _cohort_scan(606)
+    found = compute_maps(auto, "osvd")
+    vof = found.params["vof"]
+    assert found.params["k_av"] == 1.0 and vof["used"] is False and vof["source"] == "automatic"
+    assert vof["voxels"] == int(found.extra_volumes["vof_mask"].sum()) >= 3
+    assert 0.3 < vof["k_av_if_used"] < 3.0 and abs(vof["k_av_if_used"] - 1.0) > 1e-3
+    assert len(vof["c_mM"]) == len(found.params["time_s"])
+    drawn = dataclasses.replace(auto, aif_mask=found.extra_volumes["aif_mask"] > 0,
+                                vof_mask=found.extra_volumes["vof_mask"] > 0)
+    applied = compute_maps(drawn, "osvd")
+    assert applied.params["k_av"] == pytest.approx(vof["k_av_if_used"], rel=1e-9)
+    assert applied.params["vof"]["used"] is True
+    brain = auto.brain_mask
+    np.testing.assert_allclose(applied.cbv[brain], vof["k_av_if_used"] * found.cbv[brain], rtol=1e-9)
+    np.testing.assert_allclose(applied.cbf[brain], vof["k_av_if_used"] * found.cbf[brain], rtol=1e-9)
+
+
 def _arrival_and_depth(curve: np.ndarray, baseline: slice, time_s: np.ndarray) -> tuple[float, float]:
     """Time [s] of the first frame 10 % below the baseline, and the deepest signal relative to it."""
     relative = curve / curve[baseline].mean()
@@ -130,7 +151,8 @@ def test_on_the_real_slice_the_aif_arrives_earlier_and_drops_deeper_than_the_bra
     aif = _arrival_and_depth(signal[prepared.scan.aif_mask].mean(axis=0), baseline, time_s)
     assert aif[0] < brain[0] and aif[1] < 0.5 * brain[1], (aif, brain)
     assert prepared.record["aif_source"] == "automatic" and 1 <= prepared.scan.aif_mask.sum() <= 30
-    vof = _arrival_and_depth(signal[prepared.scan.vof_mask].mean(axis=0), baseline, time_s)
+    assert prepared.scan.vof_mask is None  # found, not applied (decision 0075)
+    vof = _arrival_and_depth(signal[prepared.found_vof_mask].mean(axis=0), baseline, time_s)
     assert vof[1] < brain[1] and prepared.record["aif_search"]["vof_first_moment_frames"] > \
         prepared.record["aif_search"]["aif_first_moment_frames"]
     assert search_region(prepared.scan.brain_mask)[prepared.scan.aif_mask].all()

@@ -40,7 +40,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "mapped into --out/<subject_id>/, resumably, with --out/summary.csv")
     parser.add_argument("--series", type=int, help="series number to use when --dicom holds several")
     parser.add_argument("--aif-mask", type=Path, help="arterial voxels, NIfTI on the series' grid (default: automatic)")
-    parser.add_argument("--vof-mask", type=Path, help="venous-output voxels for k_AV (eq. 8)")
+    parser.add_argument("--vof-mask", type=Path, help="venous-output voxels for k_AV (eq. 8); without it k_AV = 1 "
+                        "(a VOF found automatically is written as vof_mask.nii.gz but not applied: pass it here to apply it)")
     parser.add_argument("--brain-mask", type=Path, help="voxels to compute (computed from the series if omitted)")
     parser.add_argument("--te-ms", type=float, help="echo time [ms] (default: the sidecar's EchoTime)")
     parser.add_argument("--tr-s", type=float, help="frame interval [s] (default: the sidecar's, else the header's)")
