@@ -7,8 +7,8 @@ CPU's 256): naive = what a first implementation does, every patch of the brain u
 memory at once (n_vox × 49 × T floats), contiguous tensors, fp32; fast = patches gathered on the
 fly from the padded series (``PatchTable``), channels-last 3-D, and bf16 autocast where the
 device computes bf16 natively (``network/precision.py``); "fast fp32" separates the two gains.
-The whole call: ``compute_maps(scan, "stnet")`` on a quick-size synthetic subject (64×64×10,
-~15,700 brain voxels, 50 frames; the scan loaded, the weights in memory, after one warm-up
+The whole call: ``compute_maps(scan, "stnet")`` on issue #17's synthetic subject (64×64×10 voxels
+of the quick grid's 3.6×3.6×8 mm, which has 6 slices since issue #16; ~15,700 brain voxels, 50 frames; the scan loaded, the weights in memory, after one warm-up
 call), the default (batch 256, ``precision="auto"``) beside the previous default (batch 2,048,
 fp32), with the seconds of the input preparation and of the network. Training: naive and
 fast at batch 512. On a GPU it also times a whole 256×256×20 brain (``predict_maps``: input
@@ -121,7 +121,7 @@ def quick_size_scan(shape=(64, 64, 10), n_frames=T, tr_s=1.5, te_ms=30.0, seed=0
 
 
 def bench_whole_call(repeats=3):
-    """compute_maps(scan, "stnet") on a quick-size subject (CPU): {setting: (s, inputs s, network s)}, voxels."""
+    """compute_maps(scan, "stnet") on issue #17's 64×64×10 subject (CPU): {setting: (s, inputs s, network s)}, voxels."""
     scan = quick_size_scan()
     model = STNet(STNetConfig(n_frames=T, dt_s=1.5))
     payload = {"config": model.config.to_dict(), "model": model.state_dict()}
