@@ -13,7 +13,10 @@ each measured on the synthetic cohort (docs/decisions/0050-automatic-aif.md):
   the noise floor is flattened, a partly arterial voxel is diluted), so of the cluster only the
   curves whose area reaches ``area_fraction`` of the largest are kept, and saturated curves
   (signal within ``saturation_n_sd`` noise SDs of zero) are dropped whenever unsaturated ones
-  reach that band too.
+  reach that band too;
+* at least ``min_arterial_voxels`` (5) curves are averaged: where the area band keeps fewer, the
+  largest-area curves of the arterial clusters fill it up (one or two voxels' noise made the worst
+  automatic AIFs).
 
 Venous output (the superior sagittal or a transverse sinus): among the same screened, large-area
 curves, those whose first moment is at least a frame later than the arterial one's, screened the
@@ -49,6 +52,7 @@ class ArterialSearch:
     arrival_tolerance_frames: float = 0.5  # ours: clusters arriving this close to the earliest one are arterial too
     saturation_n_sd: float = 3.0  # ours: signal within this many noise SDs of 0 at the peak = saturated
     area_fraction: float = 0.85  # ours: partial-volume screen, fraction of the largest ΔR2* area kept
+    min_arterial_voxels: int = 5  # ours: the AIF averages at least this many of the largest-area arterial curves
     window_s: float = 30.0  # ours: the bolus analysed, from the frame before the brain's arrival
     first_pass_s: float = 15.0  # ours: the part of it whose area measures partial volume (no recirculation)
     min_venous_voxels: int = 3  # ours: the VOF averages the largest-area late curves, as many as the AIF's, at least this
@@ -174,7 +178,9 @@ def _least_biased(rows: np.ndarray, area: np.ndarray, cand: _Candidates, config:
     """The saturation and partial-volume screens on curves of one shape (arterial or venous).
 
     Both a partial volume and a peak on the noise floor lower a curve's ΔR2* area, so the curves
-    kept are those whose area reaches ``area_fraction`` of the largest. Saturated curves are
+    kept are those whose area reaches ``area_fraction`` of the largest; for the AIF at least
+    ``min_arterial_voxels`` of them (the largest areas), since a mean of one or two curves carries
+    their noise. Saturated curves are
     dropped first when unsaturated ones reach that band too (then they only flatten the mean);
     where every large curve is saturated (a 3 T scan at TE 30 ms often is), dropping them would
     leave only partial-volumed curves, smaller still, so they stay and are counted. ``area`` is
@@ -184,9 +190,11 @@ def _least_biased(rows: np.ndarray, area: np.ndarray, cand: _Candidates, config:
     unsaturated = rows[cand.screened["unsaturated"][rows]]
     if unsaturated.size and area[unsaturated].max() >= config.area_fraction * area[rows].max():
         rows = unsaturated
-    rows = rows[area[rows] >= config.area_fraction * area[rows].max()]
-    record[f"{name}_saturated_voxels"] = int((~cand.screened["unsaturated"][rows]).sum())
-    return rows
+    kept = rows[area[rows] >= config.area_fraction * area[rows].max()]
+    if name == "aif" and len(kept) < config.min_arterial_voxels:  # a lone curve's noise is the AIF's
+        kept = rows[np.argsort(area[rows])[::-1][: config.min_arterial_voxels]]
+    record[f"{name}_saturated_voxels"] = int((~cand.screened["unsaturated"][kept]).sum())
+    return kept
 
 
 def find_arterial_masks(signal: np.ndarray, search_mask: np.ndarray, baseline: slice, *, te_ms: float, tr_s: float,
