@@ -174,13 +174,13 @@ def _mask(shape, flat_index) -> np.ndarray:
 
 
 def _least_biased(rows: np.ndarray, area: np.ndarray, cand: _Candidates, config: ArterialSearch, record: dict,
-                  name: str) -> np.ndarray:
+                  name: str, *, min_kept: int = 0) -> np.ndarray:
     """The saturation and partial-volume screens on curves of one shape (arterial or venous).
 
     Both a partial volume and a peak on the noise floor lower a curve's ΔR2* area, so the curves
-    kept are those whose area reaches ``area_fraction`` of the largest; for the AIF at least
-    ``min_arterial_voxels`` of them (the largest areas), since a mean of one or two curves carries
-    their noise. Saturated curves are
+    kept are those whose area reaches ``area_fraction`` of the largest, and at least ``min_kept``
+    of them (the largest areas; the AIF's ``min_arterial_voxels``), since a mean of one or two
+    curves carries their noise. Saturated curves are
     dropped first when unsaturated ones reach that band too (then they only flatten the mean);
     where every large curve is saturated (a 3 T scan at TE 30 ms often is), dropping them would
     leave only partial-volumed curves, smaller still, so they stay and are counted. ``area`` is
@@ -191,8 +191,8 @@ def _least_biased(rows: np.ndarray, area: np.ndarray, cand: _Candidates, config:
     if unsaturated.size and area[unsaturated].max() >= config.area_fraction * area[rows].max():
         rows = unsaturated
     kept = rows[area[rows] >= config.area_fraction * area[rows].max()]
-    if name == "aif" and len(kept) < config.min_arterial_voxels:  # a lone curve's noise is the AIF's
-        kept = rows[np.argsort(area[rows])[::-1][: config.min_arterial_voxels]]
+    if len(kept) < min_kept:
+        kept = rows[np.argsort(area[rows])[::-1][:min_kept]]
     record[f"{name}_saturated_voxels"] = int((~cand.screened["unsaturated"][kept]).sum())
     return kept
 
@@ -231,7 +231,7 @@ def find_arterial_masks(signal: np.ndarray, search_mask: np.ndarray, baseline: s
     rows = np.flatnonzero(usable)
     for _ in range(config.n_rounds):
         rows = _arterial_clusters(rows, cand, config)
-    rows = _least_biased(rows, cand.first_pass_area, cand, config, record, "aif")
+    rows = _least_biased(rows, cand.first_pass_area, cand, config, record, "aif", min_kept=config.min_arterial_voxels)
     shape = search_mask.shape
     record.update(aif_voxels=int(len(rows)), aif_first_moment_frames=round(float(np.mean(cand.first_moment[rows])), 3))
     vof_mask = _venous(cand, usable, rows, shape, config, record) if find_vof else None

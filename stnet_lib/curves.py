@@ -283,8 +283,8 @@ def attach_preparation(maps, prepared: PreparedScan, blood: BloodCurves):
                          "signal": np.round(_brain_curve(scan.signal, scan.vof_mask), 4).tolist()}
         if blood.c_vof is not None:
             record["vof"]["c_mM"] = np.round(blood.c_vof, 6).tolist()
-    found = prepared.found_vof_mask
-    if found is not None and scan.vof_mask is None:
+    found = prepared.found_vof_mask  # only where the scan had no VOF mask
+    if found is not None:
         record["vof"] = {"voxels": int(found.sum()), "used": False, "source": "automatic",
                          "why_not_used": "docs/decisions/0075-automatic-vof-not-applied.md",
                          "signal": np.round(_brain_curve(scan.signal, found), 4).tolist()}
@@ -298,9 +298,8 @@ def attach_preparation(maps, prepared: PreparedScan, blood: BloodCurves):
     maps.params.update(record)
     extra = getattr(maps, "extra_volumes", None)
     if extra is not None:
-        masks = {"aif": scan.aif_mask, "vof": found if scan.vof_mask is None else scan.vof_mask,
-                 "brain": scan.brain_mask}
-        for name in ("aif", "vof", "brain"):
-            if name in record["computed_masks"] and masks[name] is not None:
-                extra[f"{name}_mask"] = masks[name].astype(np.uint8)
+        computed = {"aif": scan.aif_mask, "vof": found, "brain": scan.brain_mask}
+        for name, mask in computed.items():
+            if name in record["computed_masks"]:
+                extra[f"{name}_mask"] = mask.astype(np.uint8)
     return maps

@@ -162,12 +162,10 @@ def real_scan_sentence(maps) -> str:
 
 
 def area_ratio_cbv(scan: Scan, found) -> np.ndarray:
-    """Eq. 4's CBV [ml/100g] of every brain voxel (NaN outside), from the AIF and VOF that ``found``
-    (a method's PerfusionMaps) located: the CBV that needs no deconvolution and no network."""
-    volumes = found.extra_volumes
-    used = "vof_mask" in volumes and (found.params.get("vof") or {}).get("used", True)  # as the maps (decision 0075)
-    with_masks = dataclasses.replace(scan, aif_mask=volumes["aif_mask"] > 0,
-                                     vof_mask=volumes["vof_mask"] > 0 if used else None)
+    """Eq. 4's CBV [ml/100g] of every brain voxel (NaN outside), from the AIF that ``found`` (a
+    method's PerfusionMaps) located and the scan's own VOF, as the maps (an automatically found VOF
+    is not applied, decision 0075): the CBV that needs no deconvolution and no network."""
+    with_masks = dataclasses.replace(scan, aif_mask=found.extra_volumes["aif_mask"] > 0)
     conc = scan_concentrations(with_masks)
     cbv = np.full(scan.brain_mask.shape, np.nan)
     cbv[scan.brain_mask] = cbv_eq4(conc.c_tissue, conc.c_aif, scan.tr_s, k_av=conc.k_av)
