@@ -22,7 +22,8 @@ from ._validation import StnetInputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Column", "MANIFEST_COLUMNS", "SPLITS", "PATH_COLUMNS", "is_empty", "load_manifest", "write_manifest"]
+__all__ = ["Column", "MANIFEST_COLUMNS", "SPLITS", "PATH_COLUMNS", "is_empty", "load_manifest", "write_manifest",
+           "physiological_subjects"]
 
 #: Allowed values of the ``split`` column.
 SPLITS = ("train", "val", "test")
@@ -65,8 +66,18 @@ PATH_COLUMNS = tuple(c.name for c in MANIFEST_COLUMNS if c.kind == "path")
 SIMULATOR_COLUMNS = ("has_lesion", "snr", "profile", "gm_cbf", "wm_cbf", "gm_cbv", "wm_cbv", "gm_mtt_s", "wm_mtt_s",
                      "snr_measured", "gm_drop", "tmax_healthy_p99_s", "n_baseline_frames", "hypoperfusion_ml",
                      "tmax10_ml", "core_ml", "brain_ml", "vessel_ml", "wmh_ml", "older", "n_non_steady_frames",
-                     "dsc_sha256")
+                     "dsc_sha256", "wide_mtt", "plain_aif")
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
+
+
+def physiological_subjects(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The rows simulated as the cohort describes: all but the training variants of decision 0077 (``wide_mtt``,
+    ``plain_aif``), which the cohort's statistics and realism tables leave out."""
+    variant = pd.Series(False, index=manifest.index)
+    for column in ("wide_mtt", "plain_aif"):
+        if column in manifest:
+            variant |= manifest[column].astype(str).str.lower().isin(("true", "1", "yes"))
+    return manifest[~variant]
 
 
 def is_empty(value) -> bool:

@@ -170,3 +170,24 @@ def test_subject_statistics_land_in_the_recipe_ranges():
             assert low <= row[key] <= high, (key, row[key])
         assert row["snr_measured"] == pytest.approx(row["snr"], rel=0.1)
         assert row["tmax_healthy_p99_s"] < 6.0
+
+
+def test_wide_mtt_subjects_spread_mtt_independently_of_cbv():
+    """A wide-MTT training subject (decision 0077) covers OSIPI's MTT range (2–25 s) with CBV left
+    physiological and MTT decorrelated from it; the physiological rule keeps MTT within 2–12 s and
+    CBV and CBF correlated. Both subjects share every other draw."""
+    normal = make_subject(SubjectConfig(**SMALL, noise=False, has_lesion=False), np.random.default_rng(4))
+    wide = make_subject(SubjectConfig(**SMALL, noise=False, has_lesion=False, mtt_range_s=(2.0, 25.0)),
+                        np.random.default_rng(4))
+    brain = normal.masks["brain"]
+    assert np.array_equal(brain, wide.masks["brain"])
+    mtt_n, mtt_w = normal.truth["mtt"][brain], wide.truth["mtt"][brain]
+    assert 2.0 <= np.percentile(mtt_n, 1) and np.percentile(mtt_n, 99) <= 12.0
+    low, high = np.percentile(mtt_w, [5, 95])
+    assert low < 3.0 and high > 15.0 and mtt_w.min() >= 2.0 - 1e-6 and mtt_w.max() <= 25.0 + 1e-6
+    cbv_w, cbf_w = wide.truth["cbv"][brain], wide.truth["cbf"][brain]
+    np.testing.assert_allclose(mtt_w, 60.0 * cbv_w / cbf_w, rtol=1e-4)  # central volume theorem kept
+    assert abs(np.corrcoef(np.log(cbv_w), np.log(mtt_w))[0, 1]) < 0.3
+    assert np.corrcoef(normal.truth["cbv"][brain], normal.truth["cbf"][brain])[0, 1] > 0.6
+    assert 1.0 < np.median(cbv_w) < 6.0  # CBV stays a tissue's
+    np.testing.assert_array_equal(normal.truth["delay"][brain], wide.truth["delay"][brain])

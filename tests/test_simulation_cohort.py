@@ -101,6 +101,7 @@ def test_an_interrupted_run_leaves_no_half_written_subject(tmp_path, monkeypatch
 
 def test_paper_profile_reproduces_the_papers_split():
     plan = subject_plan(COHORTS["paper"])
+    plan = plan[~plan["plain_aif"]]  # the training variants of decision 0077 come after the paper's subjects
     assert len(plan) == 138 and plan["has_lesion_label"].sum() == 70
     train_val = plan[plan["split"].isin(["train", "val"])]
     test = plan[plan["split"] == "test"]
@@ -113,7 +114,7 @@ def test_paper_profile_reproduces_the_papers_split():
 def test_root_manifest_predicts_the_acquisition_of_the_simulated_subjects(smoke_cohort, tmp_path):
     out, table = smoke_cohort
     root = root_manifest_table(tmp_path / "data", tmp_path, COHORTS.values())
-    assert len(root) == sum(p.n_subjects for p in COHORTS.values())
+    assert len(root) == sum(p.n_total for p in COHORTS.values())
     smoke = root[root["profile"] == "smoke"].reset_index(drop=True)
     np.testing.assert_allclose(smoke["tr_s"], table["tr_s"])
     np.testing.assert_allclose(smoke["te_ms"], table["te_ms"])
@@ -203,3 +204,21 @@ def test_cohort_realism_table_puts_the_cohort_beside_the_real_slice(smoke_cohort
     assert 1.0 <= first_frame["cohort median"] <= 1.3
     if real.is_file():
         assert first_frame["real slice"] == pytest.approx(1.214, abs=0.01)
+
+
+def test_the_training_variants_come_after_the_papers_subjects_and_the_cohort_tables_leave_them_out():
+    from stnet_lib.manifest import physiological_subjects
+
+    profile = COHORTS["quick"]
+    plan = subject_plan(profile)
+    variants = plan[plan["plain_aif"]]
+    assert len(plan) == profile.n_subjects + profile.n_train_variants and profile.n_train_variants > 0
+    assert variants["index"].tolist() == list(range(profile.n_subjects, profile.n_total))  # the paper's keep their seeds
+    assert (variants["split"] == "train").all() and variants["has_lesion"].all()
+    assert variants["wide_mtt"].sum() == (profile.n_train_variants + 1) // 2 and not plan[~plan["plain_aif"]]["wide_mtt"].any()
+    assert (plan["split"] == "train").sum() == profile.n_train + profile.n_train_variants
+    assert not subject_plan(COHORTS["smoke"])["plain_aif"].any()
+    as_read = plan.astype({"wide_mtt": str, "plain_aif": str})  # "True"/"False", as from a CSV
+    assert len(physiological_subjects(as_read)) == profile.n_subjects
+    config = cohort.subject_config(profile, True, plain_aif=True, wide_mtt=True)
+    assert not config.realism.aif_plateau and config.realism.large_vessels and config.mtt_range_s == (2.0, 25.0)

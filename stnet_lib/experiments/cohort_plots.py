@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..constants import UNITS
+from ..manifest import physiological_subjects
 from ..signal import count_non_steady_frames, delta_r2_to_concentration, signal_to_delta_r2
 from ..simulation.statistics import RECIPE_RANGES
 
@@ -72,7 +73,9 @@ def region_curves(subject: dict) -> pd.DataFrame:
 
 
 def cohort_statistics_table(manifest: pd.DataFrame) -> pd.DataFrame:
-    """The cohort's numbers (median, min, max over subjects) beside the recipe's ranges."""
+    """The cohort's numbers (median, min, max over subjects) beside the recipe's ranges (the wide-MTT
+    training subjects left out: :func:`stnet_lib.manifest.physiological_subjects`)."""
+    manifest = physiological_subjects(manifest)
     lesion = manifest[manifest["has_lesion"].astype(str).str.lower() == "true"]
     hir = lesion["tmax10_ml"].astype(float) / lesion["hypoperfusion_ml"].astype(float)
     quantities = {
@@ -150,7 +153,9 @@ def plot_region_curves(curves: pd.DataFrame, *, title: str = "Mean curves of the
 
 
 def plot_cohort_distributions(manifest: pd.DataFrame, *, title: str = "The synthetic cohort, one value per subject"):
-    """Lesion volumes, requested vs measured SNR, GM signal drop, and tissue-class CBF over the cohort."""
+    """Lesion volumes, requested vs measured SNR, GM signal drop, and tissue-class CBF over the cohort
+    (its physiological subjects: :func:`stnet_lib.manifest.physiological_subjects`)."""
+    manifest = physiological_subjects(manifest)
     lesion = manifest[manifest["has_lesion"].astype(str).str.lower() == "true"]
     figure, axes = plt.subplots(1, 4, figsize=(15, 3.4))
     axes[0].hist([lesion["hypoperfusion_ml"].astype(float), lesion["core_ml"].astype(float)], bins=12,

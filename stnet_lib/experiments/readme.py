@@ -118,7 +118,10 @@ def _profile_lines(profile: Profile, device: str, manifest) -> list[str]:
     cohort = (f"your manifest `{manifest}`" if manifest else
               f"synthetic, {c.n_subjects} subjects on a {'×'.join(map(str, c.shape))} grid "
               f"({'×'.join(f'{v:g}' for v in c.voxel_mm)} mm, {c.n_frames} frames): {c.n_train} train, {c.n_val} val, "
-              f"{c.n_test_labelled + c.n_test_unlabelled} test ({c.n_test_labelled} labelled), seed {c.seed}")
+              f"{c.n_test_labelled + c.n_test_unlabelled} test ({c.n_test_labelled} labelled), seed {c.seed}"
+              + (f"; and {c.n_train_variants} training variants (arterial curve without plateau or recirculation, "
+                 f"every other one with MTT {c.wide_mtt_range_s[0]:g}–{c.wide_mtt_range_s[1]:g} s independent of CBV; "
+                 f"decision 0077)" if c.n_train_variants else ""))
     return [
         f"- Profile `{profile.name}`: {profile.description}. Device: `{device}`.",
         f"- Cohort: {cohort}.",

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
+from ..manifest import physiological_subjects
 from ..masking import compute_brain_mask, find_aif_mask
 from ..signal import detect_baseline
 
@@ -217,9 +218,10 @@ def cohort_realism_table(manifest: pd.DataFrame, real_dsc=None) -> pd.DataFrame:
 
     Every series (synthetic and real) goes through :func:`scan_realism`: computed brain mask and
     automatic AIF, the same rules for both. ``real_dsc`` is the real slice's path (None: the
-    column is left out, e.g. without ../shared/data).
+    column is left out, e.g. without ../shared/data). The wide-MTT training subjects are left out
+    (:func:`stnet_lib.manifest.physiological_subjects`).
     """
-    rows = pd.DataFrame([scan_realism(row.dsc, row.tr_s) for row in manifest.itertuples()])
+    rows = pd.DataFrame([scan_realism(row.dsc, row.tr_s) for row in physiological_subjects(manifest).itertuples()])
     real = scan_realism(real_dsc) if real_dsc is not None else None
     table = []
     for name, what in REALISM_STATISTICS.items():

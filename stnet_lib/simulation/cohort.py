@@ -74,31 +74,52 @@ class CohortProfile:
     seed: int
     n_frames: int = 50
     realism: Realism = Realism()  # realism features (issue #16); Realism.none(): the simulator before
+    #: extra training subjects after the paper's split (indices n_subjects, n_subjects + 1, …; the paper's
+    #: subjects keep their seeds), none of them physiological: every one has an arterial curve without the
+    #: steady-state plateau and the late recirculation (``Realism.aif_plateau`` off), and every other one
+    #: (the first, third, …) a healthy MTT log-uniform over ``wide_mtt_range_s``, independent of CBV. They
+    #: teach ST-Net to read CBF from the curves rather than from this simulator's plateau and MTT prior
+    #: (decision 0077); validation and test subjects are never variants.
+    n_train_variants: int = 0
+    wide_mtt_range_s: tuple[float, float] = (2.0, 25.0)
 
     @property
     def n_subjects(self) -> int:
-        """Cohort size."""
+        """Size of the paper's split (the training variants not counted)."""
         return self.n_train + self.n_val + self.n_test_labelled + self.n_test_unlabelled
+
+    @property
+    def n_total(self) -> int:
+        """Subjects simulated: the paper's split and the training variants."""
+        return self.n_subjects + self.n_train_variants
 
 
 def subject_plan(profile: CohortProfile, seed: int | None = None) -> pd.DataFrame:
-    """One row per subject: ``subject_id``, ``index``, ``split``, ``has_lesion``, ``has_lesion_label``."""
+    """One row per subject: ``subject_id``, ``index``, ``split``, ``has_lesion``, ``has_lesion_label``, ``wide_mtt``,
+    ``plain_aif``."""
     rows = []
     labelled = profile.n_train + profile.n_val + profile.n_test_labelled
-    for index in range(profile.n_subjects):
-        split = "train" if index < profile.n_train else "val" if index < profile.n_train + profile.n_val else "test"
+    for index in range(profile.n_total):
+        split = ("train" if index < profile.n_train or index >= profile.n_subjects
+                 else "val" if index < profile.n_train + profile.n_val else "test")
+        variant = index >= profile.n_subjects
         rows.append({"subject_id": f"sub-{index + 1:03d}", "index": index, "split": split,
-                     "has_lesion": index < profile.n_subjects - profile.n_no_lesion,
-                     "has_lesion_label": index < labelled})
+                     "has_lesion": variant or index < profile.n_subjects - profile.n_no_lesion,
+                     "has_lesion_label": variant or index < labelled,
+                     "wide_mtt": variant and (index - profile.n_subjects) % 2 == 0, "plain_aif": variant})
     plan = pd.DataFrame(rows)
     plan.attrs["seed"] = profile.seed if seed is None else seed
     return plan
 
 
-def subject_config(profile: CohortProfile, has_lesion: bool, noise: bool = True) -> SubjectConfig:
-    """The :class:`SubjectConfig` of one subject of ``profile``."""
+def subject_config(profile: CohortProfile, has_lesion: bool, noise: bool = True, wide_mtt: bool = False,
+                   plain_aif: bool = False) -> SubjectConfig:
+    """The :class:`SubjectConfig` of one subject of ``profile`` (``wide_mtt``, ``plain_aif``: the training
+    variants of decision 0077)."""
+    realism = profile.realism.without("aif_plateau") if plain_aif else profile.realism
     return SubjectConfig(shape=profile.shape, voxel_mm=profile.voxel_mm, n_frames=profile.n_frames,
-                         has_lesion=has_lesion, noise=noise, realism=profile.realism)
+                         has_lesion=has_lesion, noise=noise, realism=realism,
+                         mtt_range_s=tuple(profile.wide_mtt_range_s) if wide_mtt else None)
 
 
 def _fingerprint(config: SubjectConfig, seed: int, index: int, rapid_like: bool = False) -> str:
@@ -253,7 +274,7 @@ def simulate_cohort(profile: CohortProfile, out: Path, *, seed: int | None = Non
     plan = plan.iloc[:limit] if limit is not None else plan
     todo = []
     for row in plan.itertuples():
-        config = subject_config(profile, row.has_lesion, noise)
+        config = subject_config(profile, row.has_lesion, noise, row.wide_mtt, row.plain_aif)
         fingerprint = _fingerprint(config, plan.attrs["seed"], row.index, rapid_like)
         if not subject_is_complete(out / row.subject_id, fingerprint, verify=verify):
             todo.append((config, (plan.attrs["seed"], row.index), out, row.subject_id, noise, fingerprint, rapid_like))
@@ -321,7 +342,8 @@ def _row(plan_row, folder: Path, te_ms: float, tr_s: float, field_t: float, base
     row.update({name: folder / f"{name}.nii.gz" for name in ("brain_mask", "aif_mask", "vof_mask", "lesion_mask")})
     row.update({name: folder / f"{name}.nii.gz" for name in ("cbv", "cbf", "mtt", "tmax")})
     row.update({"te_ms": te_ms, "tr_s": tr_s, "field_t": field_t, "has_lesion_label": bool(plan_row.has_lesion_label),
-                "core_mask": os.path.relpath(folder / "core_mask.nii.gz", base), "has_lesion": bool(plan_row.has_lesion)})
+                "core_mask": os.path.relpath(folder / "core_mask.nii.gz", base), "has_lesion": bool(plan_row.has_lesion),
+                "wide_mtt": bool(getattr(plan_row, "wide_mtt", False)), "plain_aif": bool(getattr(plan_row, "plain_aif", False))})
     return row
 
 

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import special
 
 from .lesion import LesionParams, lesion_stages
 from .vascular import DISPERSION_NODES_S, MTT_NODES_S, residue_peak_time_s
 
 __all__ = ["Haemodynamics", "draw_tissue_values", "healthy_haemodynamics", "apply_lesion", "SHAPE_PROBABILITIES",
-           "white_matter_disease", "apply_white_matter_disease", "WMH_TMAX_MAX_S"]
+           "white_matter_disease", "apply_white_matter_disease", "WMH_TMAX_MAX_S", "wide_mtt"]
 
 #: Mixture of residue shapes (recipe §3.1: exponential 50 %, gamma 30 %, box/linear 20 %).
 SHAPE_PROBABILITIES = (0.5, 0.1, 0.1, 0.1, 0.2)
@@ -85,16 +86,37 @@ def _shape_from_field(field: NDArray) -> NDArray:
     return np.searchsorted(edges, field).astype(np.int8)
 
 
-def healthy_haemodynamics(pgm: NDArray, pwm: NDArray, fields: dict, values: dict) -> Haemodynamics:
+def healthy_haemodynamics(pgm: NDArray, pwm: NDArray, fields: dict, values: dict,
+                          mtt_range_s: tuple[float, float] | None = None) -> Haemodynamics:
     """Healthy parameters of voxels with tissue fractions ``pgm``, ``pwm`` (1-D, > 0 in sum).
 
     ``fields`` holds unit-variance smooth fields at the same voxels: ``cbf``, ``cbv``, ``delay``,
     ``dispersion``, ``shape``.
+
+    ``mtt_range_s`` (training subjects only, :func:`wide_mtt`): MTT is drawn log-uniformly over this
+    range from the ``cbv`` field, independently of CBV, and CBF = 60·CBV/MTT follows
+    (decision 0077). None: CBF and CBV from the tissue fractions, MTT derived (the physiological rule).
     """
     f_cbf = 1.0 + values["cbf_variability"] * np.clip(fields["cbf"], -2.5, 2.5)
+    if mtt_range_s is not None:
+        cbv = (pgm * values["gm_cbv"] + pwm * values["wm_cbv"]) * (1.0 + values["cbv_variability"] * np.clip(fields["cbf"], -2.5, 2.5))
+        cbf = 60.0 * cbv / wide_mtt(fields["cbv"], mtt_range_s)
+        return _healthy(cbf, cbv, pgm, pwm, fields, values)
     f_cbv = 1.0 + values["cbv_variability"] * np.clip(0.7 * fields["cbf"] + 0.71 * fields["cbv"], -2.5, 2.5)
     cbf = (pgm * values["gm_cbf"] + pwm * values["wm_cbf"]) * f_cbf
     cbv = (pgm * values["gm_cbv"] + pwm * values["wm_cbv"]) * f_cbv
+    return _healthy(cbf, cbv, pgm, pwm, fields, values)
+
+
+def wide_mtt(field: NDArray, mtt_range_s: tuple[float, float]) -> NDArray:
+    """MTT [s] log-uniform over ``mtt_range_s`` from a unit-variance smooth ``field`` (through its normal
+    CDF, so neighbouring voxels keep neighbouring MTTs)."""
+    low, high = np.log(mtt_range_s[0]), np.log(mtt_range_s[1])
+    return np.exp(low + (high - low) * special.ndtr(field))
+
+
+def _healthy(cbf: NDArray, cbv: NDArray, pgm: NDArray, pwm: NDArray, fields: dict, values: dict) -> Haemodynamics:
+    """Delay, dispersion and residue shape of healthy voxels beside their CBF and CBV."""
     wm_share = pwm / np.maximum(pgm + pwm, 1e-6)
     delay = values["delay_offset_s"] + values["delay_wm_extra_s"] * wm_share + 0.3 * fields["delay"]
     dispersion = values["dispersion_scale_s"] * (fields["dispersion"] - values["dispersion_threshold"])

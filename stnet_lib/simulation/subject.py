@@ -58,6 +58,9 @@ class SubjectConfig:
     brain_tissue_fraction: float = 0.25  # GM + WM fraction from which a voxel is in the brain mask
     tr_s: float | None = None  # fixed frame interval [s] instead of the drawn one (checks only)
     realism: Realism = Realism()  # realism features of issue #16 (all on; Realism.none(): the simulator before)
+    #: training-only haemodynamics: healthy MTT log-uniform over this range [s], independent of CBV
+    #: (decision 0077); None: the physiological rule (MTT = 60·CBV/CBF from the tissue values)
+    mtt_range_s: tuple[float, float] | None = None
 
     @property
     def lesion_volume_scale(self) -> float:
@@ -199,7 +202,7 @@ def _haemodynamics(config: SubjectConfig, anatomy, sim: NDArray, fields: dict, v
     """Healthy haemodynamics, white-matter disease (``older``: the realism values of an older subject)
     and the lesion, of the perfused voxels ``sim``: (Haemodynamics, WMH voxels (bool, 1-D), lesion levels)."""
     pgm, pwm = anatomy.pgm[sim], anatomy.pwm[sim]
-    h = healthy_haemodynamics(pgm, pwm, fields, values)
+    h = healthy_haemodynamics(pgm, pwm, fields, values, config.mtt_range_s)
     wmh = np.zeros(pgm.size, bool)
     if older is not None:
         wmh = white_matter_disease(pgm, pwm, smooth_field(config.shape, config.voxel_mm, 8.0, wmh_rng, sim), older["wmh_fraction"])
