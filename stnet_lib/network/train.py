@@ -219,24 +219,26 @@ def _shift_aif(batch: dict, max_shift: int, dt_s: float) -> dict:
             "targets": torch.cat([targets[:, :2], tmax[:, None]], dim=1)}
 
 
-def _shards(rows: np.ndarray, batch_size: int, rank: int, world: int):
-    """Each global batch, cut into ``world`` near-equal parts; yields (this rank's rows, global batch size)."""
+def _shards(rows: torch.Tensor, batch_size: int, rank: int, world: int):
+    """Each global batch, cut into ``world`` near-equal parts (``np.array_split``'s sizes); yields (this rank's
+    rows, global batch size). ``rows`` lives on the training device: slicing it copies nothing to it."""
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
         if len(batch) < world:
             continue  # too small to give every process a sample
-        yield np.array_split(batch, world)[rank], len(batch)
+        yield torch.tensor_split(batch, world)[rank], len(batch)
 
 
 def _run_epoch(net, model, cohort, rows, cfg, device, optimizer, rank, world, progress, desc):
     """One pass (training when ``optimizer`` is given); returns the mean (total, supervised, physics)."""
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # Σ n·(total, supervised, physics), n
     batch_size = cfg.batch_size if optimizer is not None else cfg.eval_batch_size
+    rows = torch.from_numpy(rows).to(device)  # the epoch's order, uploaded once (not one copy per step)
     model.train(optimizer is not None)
     channels_last = device.type == "cpu"  # see the module docstring
     bar = tqdm(total=len(rows), desc=desc, unit="vox", leave=False, disable=not progress or rank != 0)
     for part, n_global in _shards(rows, batch_size, rank, world):
-        batch = cohort.batch(torch.from_numpy(part).to(device), channels_last)
+        batch = cohort.batch(part, channels_last)
         if optimizer is not None and cfg.time_shift_frames > 0:
             batch = _shift_in_time(batch, cfg.time_shift_frames, channels_last)
         if optimizer is not None and cfg.aif_shift_frames > 0:
@@ -247,8 +249,8 @@ def _run_epoch(net, model, cohort, rows, cfg, device, optimizer, rank, world, pr
             optimizer.zero_grad(set_to_none=True)
             (parts.total * (world * len(part) / n_global)).backward()  # DDP averages: Σ_r (W·n_r/N)·mean_r / W
             optimizer.step()
-        sums += torch.stack([*(p.detach().double() * len(part) for p in parts),
-                             torch.tensor(float(len(part)), dtype=torch.float64, device=device)])
+        sums[:3] += torch.stack([p.detach().double() for p in parts]) * len(part)
+        sums[3] += len(part)
         bar.update(n_global)
     bar.close()
     if world > 1:
@@ -396,7 +398,7 @@ def _start(train: Cohort, model_config: STNetConfig, cfg: TrainConfig, out_dir: 
     torch.manual_seed(rank_seed(cfg.seed, rank))  # this process's own dropout and augmentation stream
     if dev.type == "cpu":
         net = net.to(memory_format=torch.channels_last_3d)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, fused=dev.type == "cuda")  # one kernel per step on a GPU
     state = {"epoch": -1, "best_val_loss": float("inf"), "best_epoch": -1, "history": []}
     if resume and (out_dir / "last.pt").is_file():
         payload = _restore(out_dir / "last.pt", net, optimizer, cfg, model_config, dev, rank, world)
