@@ -14,9 +14,15 @@ each measured on the synthetic cohort (docs/decisions/0050-automatic-aif.md):
   curves whose area reaches ``area_fraction`` of the largest are kept, and saturated curves
   (signal within ``saturation_n_sd`` noise SDs of zero) are dropped whenever unsaturated ones
   reach that band too;
-* at least ``min_arterial_voxels`` (5) curves are averaged: where the area band keeps fewer, the
-  largest-area curves of the arterial clusters fill it up (one or two voxels' noise made the worst
-  automatic AIFs).
+* at least ``min_arterial_voxels`` (10) curves are averaged: where the area band keeps fewer, the
+  largest-area curves of the arterial clusters fill it up. Beyond a blood fraction of about a quarter
+  every arterial curve of the cohort reaches the noise floor and their first-pass areas are equal up
+  to noise and baseline brightness, so the few largest are the ones those inflate most (a mean of
+  five was 1.1–1.4× the true mask's area in the worst subjects); one or two voxels' noise made the
+  worst AIFs before any minimum;
+* background (:func:`_candidates`): a searched voxel's baseline must be at least ``min_baseline_n_sd``
+  (10) noise SDs. Outside the head the magnitude signal is Rician noise (mean 1.25 SD); its relative
+  fluctuations read as a large, early, "saturated" ΔR2* curve and such voxels became whole AIFs.
 
 Venous output (the superior sagittal or a transverse sinus): among the same screened, large-area
 curves, those whose first moment is at least a frame later than the arterial one's, screened the
@@ -51,8 +57,9 @@ class ArterialSearch:
     n_rounds: int = 1  # ours (Mouridsen: 2): clusterings, each of the previous round's chosen cluster
     arrival_tolerance_frames: float = 0.5  # ours: clusters arriving this close to the earliest one are arterial too
     saturation_n_sd: float = 3.0  # ours: signal within this many noise SDs of 0 at the peak = saturated
+    min_baseline_n_sd: float = 10.0  # ours: a searched voxel's baseline is at least this many noise SDs (no background)
     area_fraction: float = 0.85  # ours: partial-volume screen, fraction of the largest ΔR2* area kept
-    min_arterial_voxels: int = 5  # ours: the AIF averages at least this many of the largest-area arterial curves
+    min_arterial_voxels: int = 10  # ours: the AIF averages at least this many of the largest-area arterial curves
     window_s: float = 30.0  # ours: the bolus analysed, from the frame before the brain's arrival
     first_pass_s: float = 15.0  # ours: the part of it whose area measures partial volume (no recirculation)
     min_venous_voxels: int = 3  # ours: the VOF averages the largest-area late curves, as many as the AIF's, at least this
@@ -109,11 +116,13 @@ def _roughness(unit: np.ndarray) -> np.ndarray:
 
 
 def _candidates(signal, search_mask, baseline, *, te_ms, tr_s, config: ArterialSearch) -> _Candidates:
-    """Features of every searched voxel and the screens of Mouridsen et al. plus the saturation screen."""
+    """Features of every searched voxel; Mouridsen et al.'s screens plus the background and saturation ones."""
     index = np.flatnonzero(search_mask)
     curves = signal.reshape(-1, signal.shape[-1])[index].astype(np.float64)
     s0 = curves[:, baseline].mean(axis=1)
+    noise_sd = _noise_sd(curves, baseline)
     bright = s0 > 0.1 * np.median(s0[s0 > 0]) if (s0 > 0).any() else np.zeros(len(s0), bool)
+    bright &= s0 > config.min_baseline_n_sd * noise_sd
     window = _window(baseline, curves.shape[1], tr_s, config.window_s)
     ratio = curves[:, window] / np.where(bright, s0, 1.0)[:, None]
     delta_r2 = -np.log(np.clip(ratio, SIGNAL_FLOOR_FRACTION, None)) / (te_ms / 1000.0)
@@ -122,7 +131,6 @@ def _candidates(signal, search_mask, baseline, *, te_ms, tr_s, config: ArterialS
     unit = delta_r2 / np.where(positive, area, 1.0)[:, None]
     first_moment = np.trapezoid(unit * np.arange(unit.shape[1]), axis=1)
     roughness = _roughness(unit)
-    noise_sd = _noise_sd(curves, baseline)
     screened = {
         "bright": positive,
         "area": positive & (area >= np.quantile(area[positive], config.auc_quantile)) if positive.any() else positive,

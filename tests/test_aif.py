@@ -14,6 +14,7 @@ from stnet_lib.aif import ArterialSearch, find_arterial_masks
 from stnet_lib.curves import prepare_curves
 from stnet_lib.io import Scan
 from stnet_lib.masking import search_region
+from stnet_lib.profiles import PROFILES
 from stnet_lib.signal import delta_r2_to_signal
 from stnet_lib.simulation import SubjectConfig, make_subject
 
@@ -59,13 +60,34 @@ def test_the_full_arteries_and_the_veins_are_found_not_the_partial_volumed_ones(
     assert selection.record["aif_voxels"] == 4 and selection.record["aif_saturated_voxels"] == 0
 
 
-def test_the_aif_averages_at_least_five_arterial_curves(rng):
-    """Four full arteries pass the area band; the default fills the mean up to five curves with the
-    largest-area arterial curve left, a partial-volumed artery, never a vein or tissue."""
+def test_the_aif_averages_at_least_ten_arterial_curves_never_a_vein_or_tissue(rng):
+    """Four full arteries pass the area band; the default fills the mean up to ten curves with the
+    largest-area arterial curves left. The arterial clusters hold only the seven arteries, so the mean
+    takes all of them (the three partial-volumed ones too), never a vein or tissue."""
     signal, masks = _phantom(rng)
     selection = find_arterial_masks(signal, np.ones(signal.shape[:3], bool), slice(0, 8), te_ms=TE_MS, tr_s=TR_S)
-    assert ArterialSearch().min_arterial_voxels == 5 and selection.aif_mask.sum() == 5
-    assert (selection.aif_mask & masks["artery"]).sum() == 4 and (selection.aif_mask & masks["partial"]).sum() == 1
+    assert ArterialSearch().min_arterial_voxels == 10 and selection.aif_mask.sum() == 7
+    assert (selection.aif_mask & masks["artery"]).sum() == 4 and (selection.aif_mask & masks["partial"]).sum() == 3
+
+
+def test_background_voxels_are_not_searched():
+    """Decision 0050, "Background and the mean of ten": cohort subject 823 (no lesion; brain at 33 noise
+    SDs) once got an AIF of five voxels outside the head, whose Rician noise (baseline 3–7 noise SDs, above
+    a tenth of the searched median) reads as a large early ΔR2* curve. With the baseline screen of 10
+    noise SDs every chosen voxel is a simulated artery."""
+    cohort = PROFILES["quick"].cohort  # bench/automatic_aif.py's subjects
+    config = SubjectConfig(shape=cohort.shape, voxel_mm=cohort.voxel_mm, n_frames=cohort.n_frames, has_lesion=False)
+    subject = make_subject(config, np.random.default_rng(823))
+    signal = np.clip(np.rint(subject.signal), 0, np.iinfo(np.int16).max).astype(np.float32)
+    scan = Scan(signal, subject.affine, nib.Nifti1Header(), subject.te_ms, subject.tr_s, None, subject.masks["brain"],
+                field_t=subject.field_t, slice_timing_s=subject.slice_timing_s)
+    prepared = prepare_curves(scan)
+    found = prepared.scan.aif_mask
+    assert found.sum() >= 10 and (subject.masks["vessel"][found] == 1).all(), subject.masks["vessel"][found]
+    old = ArterialSearch(min_baseline_n_sd=0.0, min_arterial_voxels=5)
+    background = find_arterial_masks(prepared.scan.signal, search_region(prepared.scan.brain_mask), prepared.baseline,
+                                     te_ms=scan.te_ms, tr_s=scan.tr_s, find_vof=False, config=old).aif_mask
+    assert (subject.masks["vessel"][background] == 0).all()  # the screen is what keeps them out
 
 
 def test_saturated_arteries_give_way_to_unsaturated_ones_of_as_large_an_area(rng):
@@ -100,13 +122,12 @@ def test_cbf_with_the_automatic_aif_against_cbf_with_the_true_arterial_mask():
     brain-median oSVD CBF with the automatic AIF over that with the true mask (no VOF in either, so
     that only the AIF differs).
 
-    The issue asks for ±15 % on ≥ 90 % of subjects; that is not reached robustly. bench/aif_min_voxels.py
-    on 240 subjects: 90.0 % of seeds 500–579, 91.2 % of 600–679, 86.2 % of 800–879 (decision 0050, with
-    the TR-invariant oSVD of decision 0074 and a mean of at least 5 curves; 79 % before both), and one
-    of the true mask's own voxels alone is within ±15 % of
-    the whole mask's CBF in only 78 % of cases (60 voxels): on this simulator the arterial voxels
-    disagree among themselves by that much. What is asserted is what holds with a margin: no
-    systematic bias (median ratio 0.9–1.1), most subjects within ±15 %, none off by more than 2×.
+    The issue asks for ±15 % on ≥ 90 % of subjects. bench/aif_min_voxels.py (decision 0050, "Background
+    and the mean of ten"): 93.8 % of seeds 500–579 and 90.0 % of 800–879 (the rule was chosen on these),
+    95.0 % of 900–979 and 96.2 % of 1000–1079 (measured once, after the choice); before the background
+    screen and the mean of ten, 90.0 %, 86.2 %, 88.8 %, 91.2 %. Here (seeds 600–609, 10 slices) all ten are
+    within ±15 % (0.87–1.08, median 0.98). Asserted: the criterion itself on these ten (at most one
+    outside ±15 %), no systematic bias (median 0.9–1.1) and none off by more than a third.
     """
     ratios = []
     for seed in range(600, 610):
@@ -118,8 +139,8 @@ def test_cbf_with_the_automatic_aif_against_cbf_with_the_true_arterial_mask():
         ratios.append(np.median(with_found.cbf[brain]) / np.median(with_true.cbf[brain]))
     ratios = np.array(ratios)
     assert 0.9 <= np.median(ratios) <= 1.1, np.round(ratios, 3)
-    assert np.mean(np.abs(ratios - 1) <= 0.15) >= 0.6, np.round(ratios, 3)
-    assert np.all((ratios > 0.5) & (ratios < 2.0)), np.round(ratios, 3)
+    assert np.mean(np.abs(ratios - 1) <= 0.15) >= 0.9, np.round(ratios, 3)
+    assert np.all((ratios > 0.75) & (ratios < 1.33)), np.round(ratios, 3)
 
 
 def test_the_automatic_vof_is_written_and_recorded_but_not_applied():
@@ -154,9 +175,9 @@ def _arrival_and_depth(curve: np.ndarray, baseline: slice, time_s: np.ndarray) -
 
 @pytest.mark.shared_data
 def test_on_the_real_slice_the_aif_arrives_earlier_and_drops_deeper_than_the_brain():
-    """The chosen arterial curve (5 voxels) falls 10 % below its baseline 1.7 s before the brain's mean
-    (16.1 against 17.8 s) and drops to 4 % of it (the brain's to 56 %). It is not narrower: its
-    arteries saturate and return slowly (28 s of frames at or past half its depth against the brain's
+    """The chosen arterial curve (10 voxels) falls 10 % below its baseline 1.6 s before the brain's mean
+    (16.1 against 17.7 s) and drops to 5 % of it (the brain's to 56 %). It is not narrower: its
+    arteries saturate and return slowly (30 s of frames at or past half its depth against the brain's
     10 s; decision 0050)."""
     scan = load_scan(shared_file("real_dsc", "moyamoya_cerebellum_dsc.nii.gz"), te_ms=30.0, field_t=1.5)
     prepared = prepare_curves(scan)
