@@ -24,9 +24,10 @@ torch.set_num_threads(2)
 
 #: Brain medians taken as plausible for this slice (cerebellum and temporal lobes of an adult with
 #: moyamoya disease): CBV 1–10 ml/100g spans grey/white-matter mixtures from white matter's lower to
-#: grey matter's upper values; CBF 8–100 ml/100g/min likewise (measured 25–39 for every method since
-#: decisions 0074 and 0075; before them oSVD's per-sample oscillation index truncated hard at this
-#: scan's TR of 2 s and an automatic VOF's k_AV of 0.80 was applied: 10.2); MTT 2–15 s from normal
+#: grey matter's upper values; CBF 8–100 ml/100g/min likewise (measured 31–43 for every method with
+#: the AIF of at least 10 curves, decision 0050; 25–39 with 5 curves after decisions 0074 and 0075;
+#: before them oSVD's per-sample oscillation index truncated hard at this scan's TR of 2 s and an
+#: automatic VOF's k_AV of 0.80 was applied: 10.2); MTT 2–15 s from normal
 #: (3–5 s) to a strongly delayed transit; Tmax 0–10 s from normal to the most delayed tissue still perfused.
 RANGES = {"cbv": (1.0, 10.0), "cbf": (8.0, 100.0), "mtt": (2.0, 15.0), "tmax": (0.0, 10.0)}
 

@@ -30,7 +30,8 @@ from stnet_lib.simulation.cohort import simulate_cohort
 torch.set_num_threads(2)
 
 #: Least Pearson r with the truth over the unseen subject's brain (measured with the weights shipped on
-#: 2026-12-07: CBV 0.912, CBF 0.938, Tmax 0.984; untrained: 0.09, 0.11 and a constant Tmax).
+#: 2026-12-07 with the training variants of decision 0077: CBV 0.918, CBF 0.948, Tmax 0.985; before them
+#: 0.912, 0.938, 0.984; untrained: 0.09, 0.11 and a constant Tmax).
 LEARNED_PCC = {"cbv": 0.85, "cbf": 0.85, "tmax": 0.9}
 
 #: A subject of the quick cohort's grid from a seed no profile uses, with a lesion.
@@ -112,3 +113,28 @@ def test_another_sites_conventions_do_not_move_the_maps(unseen, convention):
         a, b = getattr(here, name)[brain], getattr(there, name)[brain]
         assert np.median(np.abs(b - a) / np.abs(a)) < 0.05, name
     assert np.median(np.abs(there.tmax[brain] - here.tmax[brain])) < 0.15  # [s], a tenth of a frame interval
+
+
+@pytest.mark.shared_data
+@pytest.mark.filterwarnings("ignore:this ST-Net was trained with the VOF")  # OSIPI's cases have no VOF: k_AV = 1
+def test_on_osipis_reference_object_the_shipped_network_passes_on_all_but_one_case():
+    """Issue #17: OSIPI's DRO (another group's simulator: no arterial plateau or recirculation, MTT up to
+    24 s), each case rendered as a series through eq. 1–2. oSVD passes 14/14 on CBV and on CBF.
+
+    The shipped network (with the training variants of decision 0077) passes 13/14 on each: it misses
+    CBV in the white-matter case of CBF 35 (3.2 against 2 ± 1.2) and CBF in that of CBF 30 (48.5
+    against 30 ± 18). Before the variants it passed CBF in 1/14 (1.3–5.7× the reference). Asserted:
+    at least 13/14 on each, and its CBF rising with the reference in both tissue series.
+    """
+    from stnet_lib.experiments.validation import osipi_signal_results
+
+    from conftest import shared_file
+
+    results = osipi_signal_results(["stnet", "osvd"], shared_file("osipi_dsc", "dsc_data.csv"),
+                                   stnet={"checkpoint": shipped.shipped_checkpoint()})
+    passed = results.groupby("method")[["cbv_pass", "cbf_pass"]].sum()
+    assert passed.loc["osvd"].tolist() == [14, 14]
+    assert (passed.loc["stnet"] >= 13).all(), passed.loc["stnet"].tolist()
+    stnet = results[results["method"] == "stnet"]
+    for _, series in stnet.groupby("cbv_ref"):
+        assert np.all(np.diff(series.sort_values("cbf_ref")["cbf"].to_numpy()) > 0)
