@@ -193,7 +193,7 @@ PROFILES = {
     ),
     "quick": Profile(
         "quick", "a small realistic cohort on a 2-core CPU (the default of `make report`)",
-        CohortProfile("quick", (64, 64, 6), (3.6, 3.6, 8.0), 42, 10, 18, 68, 20, seed=12, n_train_variants=21), TRAIN_PROFILES["quick"],
+        CohortProfile("quick", (64, 64, 6), (3.6, 3.6, 8.0), 42, 10, 18, 68, 20, seed=12, n_train_variants=42), TRAIN_PROFILES["quick"],
         ablations=AblationPlan(strides=(1, 3), ratios=(1.0, 2.0),
                                learning_rates=(TRAIN_PROFILES["quick"].lr, TRAIN_PROFILES["paper"].lr),
                                physics_weights=_weights(TRAIN_PROFILES["quick"]), samples=40_000, n_subjects=None,
@@ -203,7 +203,7 @@ PROFILES = {
     ),
     "paper": Profile(
         "paper", "the paper's cohort size, grid, split and training settings, on one GPU",
-        CohortProfile("paper", (256, 256, 20), (0.9, 0.9, 5.0), 42, 10, 18, 68, 20, seed=13, n_train_variants=21), TRAIN_PROFILES["paper"],
+        CohortProfile("paper", (256, 256, 20), (0.9, 0.9, 5.0), 42, 10, 18, 68, 20, seed=13, n_train_variants=42), TRAIN_PROFILES["paper"],
         ablations=AblationPlan(strides=(1, 2, 3, 4, 5), ratios=(1.0, 2.0, 3.0, 4.0),
                                learning_rates=(1e-3, TRAIN_PROFILES["paper"].lr, 1e-5),
                                physics_weights=_weights(TRAIN_PROFILES["paper"]), samples=5_000_000,
