@@ -76,7 +76,7 @@ def physiological_subjects(manifest: pd.DataFrame) -> pd.DataFrame:
     variant = pd.Series(False, index=manifest.index)
     for column in ("wide_mtt", "plain_aif"):
         if column in manifest:
-            variant |= manifest[column].astype(str).str.lower().isin(("true", "1", "yes"))
+            variant |= manifest[column].map(lambda value: _BOOLS.get(str(value).strip().lower(), False)).astype(bool)
     return manifest[~variant]
 
 

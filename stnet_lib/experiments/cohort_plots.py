@@ -73,8 +73,8 @@ def region_curves(subject: dict) -> pd.DataFrame:
 
 
 def cohort_statistics_table(manifest: pd.DataFrame) -> pd.DataFrame:
-    """The cohort's numbers (median, min, max over subjects) beside the recipe's ranges (the wide-MTT
-    training subjects left out: :func:`stnet_lib.manifest.physiological_subjects`)."""
+    """The cohort's numbers (median, min, max over subjects) beside the recipe's ranges (the training
+    variants of decision 0077 left out: :func:`stnet_lib.manifest.physiological_subjects`)."""
     manifest = physiological_subjects(manifest)
     lesion = manifest[manifest["has_lesion"].astype(str).str.lower() == "true"]
     hir = lesion["tmax10_ml"].astype(float) / lesion["hypoperfusion_ml"].astype(float)

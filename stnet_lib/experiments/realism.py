@@ -218,7 +218,7 @@ def cohort_realism_table(manifest: pd.DataFrame, real_dsc=None) -> pd.DataFrame:
 
     Every series (synthetic and real) goes through :func:`scan_realism`: computed brain mask and
     automatic AIF, the same rules for both. ``real_dsc`` is the real slice's path (None: the
-    column is left out, e.g. without ../shared/data). The wide-MTT training subjects are left out
+    column is left out, e.g. without ../shared/data). The training variants of decision 0077 are left out
     (:func:`stnet_lib.manifest.physiological_subjects`).
     """
     rows = pd.DataFrame([scan_realism(row.dsc, row.tr_s) for row in physiological_subjects(manifest).itertuples()])

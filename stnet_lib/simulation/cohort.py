@@ -100,9 +100,9 @@ def subject_plan(profile: CohortProfile, seed: int | None = None) -> pd.DataFram
     rows = []
     labelled = profile.n_train + profile.n_val + profile.n_test_labelled
     for index in range(profile.n_total):
-        split = ("train" if index < profile.n_train or index >= profile.n_subjects
-                 else "val" if index < profile.n_train + profile.n_val else "test")
         variant = index >= profile.n_subjects
+        split = ("train" if variant or index < profile.n_train
+                 else "val" if index < profile.n_train + profile.n_val else "test")
         rows.append({"subject_id": f"sub-{index + 1:03d}", "index": index, "split": split,
                      "has_lesion": variant or index < profile.n_subjects - profile.n_no_lesion,
                      "has_lesion_label": variant or index < labelled,
@@ -343,7 +343,7 @@ def _row(plan_row, folder: Path, te_ms: float, tr_s: float, field_t: float, base
     row.update({name: folder / f"{name}.nii.gz" for name in ("cbv", "cbf", "mtt", "tmax")})
     row.update({"te_ms": te_ms, "tr_s": tr_s, "field_t": field_t, "has_lesion_label": bool(plan_row.has_lesion_label),
                 "core_mask": os.path.relpath(folder / "core_mask.nii.gz", base), "has_lesion": bool(plan_row.has_lesion),
-                "wide_mtt": bool(getattr(plan_row, "wide_mtt", False)), "plain_aif": bool(getattr(plan_row, "plain_aif", False))})
+                "wide_mtt": bool(plan_row.wide_mtt), "plain_aif": bool(plan_row.plain_aif)})
     return row
 
 

@@ -97,26 +97,15 @@ def healthy_haemodynamics(pgm: NDArray, pwm: NDArray, fields: dict, values: dict
     range from the ``cbv`` field, independently of CBV, and CBF = 60·CBV/MTT follows
     (decision 0077). None: CBF and CBV from the tissue fractions, MTT derived (the physiological rule).
     """
-    f_cbf = 1.0 + values["cbf_variability"] * np.clip(fields["cbf"], -2.5, 2.5)
-    if mtt_range_s is not None:
-        cbv = (pgm * values["gm_cbv"] + pwm * values["wm_cbv"]) * (1.0 + values["cbv_variability"] * np.clip(fields["cbf"], -2.5, 2.5))
+    tissue_cbv = pgm * values["gm_cbv"] + pwm * values["wm_cbv"]
+    if mtt_range_s is None:
+        f_cbf = 1.0 + values["cbf_variability"] * np.clip(fields["cbf"], -2.5, 2.5)
+        f_cbv = 1.0 + values["cbv_variability"] * np.clip(0.7 * fields["cbf"] + 0.71 * fields["cbv"], -2.5, 2.5)
+        cbf = (pgm * values["gm_cbf"] + pwm * values["wm_cbf"]) * f_cbf
+        cbv = tissue_cbv * f_cbv
+    else:
+        cbv = tissue_cbv * (1.0 + values["cbv_variability"] * np.clip(fields["cbf"], -2.5, 2.5))
         cbf = 60.0 * cbv / wide_mtt(fields["cbv"], mtt_range_s)
-        return _healthy(cbf, cbv, pgm, pwm, fields, values)
-    f_cbv = 1.0 + values["cbv_variability"] * np.clip(0.7 * fields["cbf"] + 0.71 * fields["cbv"], -2.5, 2.5)
-    cbf = (pgm * values["gm_cbf"] + pwm * values["wm_cbf"]) * f_cbf
-    cbv = (pgm * values["gm_cbv"] + pwm * values["wm_cbv"]) * f_cbv
-    return _healthy(cbf, cbv, pgm, pwm, fields, values)
-
-
-def wide_mtt(field: NDArray, mtt_range_s: tuple[float, float]) -> NDArray:
-    """MTT [s] log-uniform over ``mtt_range_s`` from a unit-variance smooth ``field`` (through its normal
-    CDF, so neighbouring voxels keep neighbouring MTTs)."""
-    low, high = np.log(mtt_range_s[0]), np.log(mtt_range_s[1])
-    return np.exp(low + (high - low) * special.ndtr(field))
-
-
-def _healthy(cbf: NDArray, cbv: NDArray, pgm: NDArray, pwm: NDArray, fields: dict, values: dict) -> Haemodynamics:
-    """Delay, dispersion and residue shape of healthy voxels beside their CBF and CBV."""
     wm_share = pwm / np.maximum(pgm + pwm, 1e-6)
     delay = values["delay_offset_s"] + values["delay_wm_extra_s"] * wm_share + 0.3 * fields["delay"]
     dispersion = values["dispersion_scale_s"] * (fields["dispersion"] - values["dispersion_threshold"])
@@ -124,6 +113,13 @@ def _healthy(cbf: NDArray, cbv: NDArray, pgm: NDArray, pwm: NDArray, fields: dic
     return Haemodynamics(cbf, cbv, np.clip(delay, 0.0, NORMAL_DELAY_MAX_S),
                          np.clip(dispersion, 0.0, NORMAL_DISPERSION_MAX_S), _shape_from_field(fields["shape"]),
                          ones, ones.copy())
+
+
+def wide_mtt(field: NDArray, mtt_range_s: tuple[float, float]) -> NDArray:
+    """MTT [s] log-uniform over ``mtt_range_s`` from a unit-variance smooth ``field`` (through its normal
+    CDF, so neighbouring voxels keep neighbouring MTTs)."""
+    low, high = np.log(mtt_range_s[0]), np.log(mtt_range_s[1])
+    return np.exp(low + (high - low) * special.ndtr(field))
 
 
 def apply_lesion(h: Haemodynamics, severity: NDArray, params: LesionParams, voxel_ml: float,
