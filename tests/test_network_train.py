@@ -196,8 +196,10 @@ def test_learning_rate_schedules():
         TINY_TRAIN.__class__(lr_schedule="step")
     with pytest.raises(StnetInputError, match="out of range"):
         TINY_TRAIN.__class__(stride=0)
-    with pytest.raises(StnetInputError, match="aif_shift_frames must be >= 0"):
+    with pytest.raises(StnetInputError, match="aif_shift_frames and aif_delay_frames must be >= 0"):
         TINY_TRAIN.__class__(aif_shift_frames=-1)
+    with pytest.raises(StnetInputError, match="got 0, 0 and -2"):
+        TINY_TRAIN.__class__(aif_delay_frames=-2)
 
 
 def test_time_shift_moves_patch_and_arterial_curve_together():
@@ -240,6 +242,32 @@ def test_aif_shift_moves_the_arterial_curve_alone_and_delays_tmax_by_as_much():
         np.testing.assert_allclose(c_tissue[0, : n_frames - s], later_tissue[0, s:] if s else later_tissue[0],
                                    rtol=1e-6, atol=1e-9)
     assert out["other"] == 1
+
+def test_aif_delay_moves_the_arterial_curve_later_and_lowers_tmax_below_zero():
+    """The AIF later by m frames and Tmax − m·dt (decision 0078): the pair a tissue m·dt less behind the
+    same AIF gives, down to negative targets (a tissue that peaks before the measured AIF)."""
+    from curves import tissue_curves
+
+    dt, n_frames, delay = 1.5, 40, 1.5
+    c_aif, c_tissue = tissue_curves([50.0], [4.0], delay_s=delay, tr_s=dt, n_frames=n_frames)
+    torch.manual_seed(2)
+    n = 96
+    batch = {"patches": torch.from_numpy(c_tissue).float().expand(n, 1, 7, 7, n_frames).clone(),
+             "reference": torch.stack([torch.ones(n, n_frames), torch.from_numpy(c_aif).float().expand(n, -1)], 1),
+             "targets": torch.tensor([[4.0, 50.0, delay]]).expand(n, -1).clone()}
+    out = train_module._shift_aif(batch, 1, dt, max_delay=2)
+    shift = torch.round((out["targets"][:, 2] - delay) / dt).long()
+    assert set(shift.tolist()) == {-2, -1, 0, 1}
+    assert out["targets"][:, 2].min() == pytest.approx(delay - 2 * dt)  # −1.5 s: below zero
+    torch.testing.assert_close(out["targets"][:, :2], batch["targets"][:, :2])  # CBV, CBF unchanged
+    for m in (1, 2):
+        aif = out["reference"][shift == -m][0, 1].double().numpy()
+        np.testing.assert_allclose(aif[:m], c_aif[0], rtol=1e-6)  # the first frame held
+        np.testing.assert_allclose(aif[m:], c_aif[: n_frames - m], rtol=1e-6, atol=1e-9)
+        _, earlier_tissue = tissue_curves([50.0], [4.0], delay_s=max(delay - m * dt, 0.0), tr_s=dt, n_frames=n_frames)
+        if delay - m * dt >= 0:  # the tissue m frames less behind this AIF is the same tissue, m frames earlier
+            np.testing.assert_allclose(c_tissue[0, m:], earlier_tissue[0, : n_frames - m], rtol=1e-6, atol=1e-9)
+
 
 # --- a single-output network (Fig. 3, one output against three) --------------------------------
 

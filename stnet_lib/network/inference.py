@@ -1,9 +1,11 @@
 """Stage 3b — whole-brain ST-Net inference: a scan and a checkpoint in, ``PerfusionMaps`` out.
 
 Every brain voxel is predicted, ``batch_size`` patches at a time (memory is bounded by the
-batch, never by the volume: patches are gathered on the fly from the padded series). The
-outputs are clipped at 0 (as the authors' ``test.py`` did; CBF at :data:`CBF_FLOOR_ML_100G_MIN`
-instead, so that eq. 6's MTT stays defined in every voxel), MTT follows from eq. 6, and the
+batch, never by the volume: patches are gathered on the fly from the padded series). CBV is
+clipped at 0 (as the authors' ``test.py`` clipped every output; CBF at :data:`CBF_FLOOR_ML_100G_MIN`
+instead, so that eq. 6's MTT stays defined in every voxel); Tmax is not clipped: a tissue voxel may
+peak before the measured AIF, as the deconvolution methods' Tmax says too (decision 0078). MTT follows
+from eq. 6, and the
 maps are NaN outside the brain mask, like those of every other method. A network that
 regresses only some maps (``STNetConfig.outputs``, e.g. a single-output network of the Fig. 3
 ablation) yields only those: the others are NaN everywhere, and MTT is NaN unless the
@@ -57,7 +59,7 @@ def predict_voxels(model: STNet, table: PatchTable, coords: np.ndarray, baseline
 
     Returns
     -------
-    ndarray, shape (B, n_out), float64, ≥ 0
+    ndarray, shape (B, n_out), float64 (CBV ≥ 0, CBF ≥ the floor, Tmax any sign)
     """
     index, base = torch.from_numpy(coords).to(device), torch.from_numpy(baseline).to(device)
     bf16 = use_bf16(precision, torch.device(device))
@@ -72,7 +74,7 @@ CBF_FLOOR_ML_100G_MIN = 0.5
 
 def _forward(model: STNet, table: PatchTable, index: torch.Tensor, baseline: torch.Tensor,
              aif_curve: torch.Tensor, *, bf16: bool, mc: MCDropout | None = None) -> torch.Tensor:
-    """Physical outputs (B, n_out), float32, ≥ 0, of the voxels ``index`` (B, 3), all on the model's device.
+    """Physical outputs (B, n_out), float32 (CBV ≥ 0, CBF ≥ the floor, Tmax any sign), of the voxels ``index`` (B, 3), all on the model's device.
 
     With ``mc`` (``uncertainty.py``): (B, 2·n_out), the outputs, then their raw Monte-Carlo dropout SDs.
     """
@@ -88,8 +90,10 @@ def _forward(model: STNet, table: PatchTable, index: torch.Tensor, baseline: tor
         else:
             features = model.features(patches, reference)
             out, sd = model.head(features), mc.sd(model, features)
-    out = model.decode(out.float()).clamp_min(0)
-    cbf = model.config.output_index("cbf")
+    out = model.decode(out.float())
+    cbv, cbf = model.config.output_index("cbv"), model.config.output_index("cbf")
+    if cbv is not None:
+        out[:, cbv] = out[:, cbv].clamp_min(0)
     if cbf is not None:
         out[:, cbf] = out[:, cbf].clamp_min(CBF_FLOOR_ML_100G_MIN)
     return out if mc is None else torch.cat([out, sd], dim=1)

@@ -100,6 +100,13 @@ class TrainConfig:
         network regresses: C_t = C_a ⊗ R, so an AIF earlier by δ means a residue later by δ,
         with the same peak (CBF) and area (CBV). It shows the network Tmax as the delay of the
         tissue behind the AIF, not as a feature of the few training AIFs' shapes.
+    aif_delay_frames : int
+        Augmentation (a departure; 0 = off): the arterial curve may also move *later*, by up to k
+        frames (first frame held), with Tmax lowered by as much, so that targets go negative: the
+        shift is drawn from [−aif_delay_frames, aif_shift_frames]. An automatically found AIF
+        need not lead every tissue voxel (on the real slice it rises with the brain's mean and
+        cSVD puts a quarter of the brain below −0.25 s); a network that never saw a negative Tmax
+        answered every such voxel with its floor (docs/decisions/0078-negative-tmax-augmentation.md).
     boundary_fraction : float
         Share of the normal samples drawn from voxels with a true Tmax of 3–6 s (a departure; 0 =
         the paper's two groups). See :func:`stnet_lib.network.cohort.sample_epoch`.
@@ -125,6 +132,7 @@ class TrainConfig:
     eval_batch_size: int = 2048
     time_shift_frames: int = 0
     aif_shift_frames: int = 0
+    aif_delay_frames: int = 0
     boundary_fraction: float = 0.0
     tmax_scale: str = "sampled"
     warmup_epochs: int = 0
@@ -139,9 +147,9 @@ class TrainConfig:
         if self.batch_size < 1 or self.stride < 1 or self.ratio < 0 or self.epochs < 0 or self.lr <= 0:
             raise StnetInputError(f"training settings out of range: batch_size {self.batch_size}, stride "
                                   f"{self.stride}, ratio {self.ratio}, epochs {self.epochs}, lr {self.lr}")
-        if self.time_shift_frames < 0 or self.aif_shift_frames < 0:
-            raise StnetInputError(f"time_shift_frames and aif_shift_frames must be >= 0 frames; got "
-                                  f"{self.time_shift_frames} and {self.aif_shift_frames}")
+        if min(self.time_shift_frames, self.aif_shift_frames, self.aif_delay_frames) < 0:
+            raise StnetInputError(f"time_shift_frames, aif_shift_frames and aif_delay_frames must be >= 0 frames; got "
+                                  f"{self.time_shift_frames}, {self.aif_shift_frames} and {self.aif_delay_frames}")
 
 
 def _distributed(device: str) -> tuple[int, int, torch.device]:
@@ -206,13 +214,14 @@ def _shift_in_time(batch: dict, max_shift: int, channels_last: bool) -> dict:
     return {**batch, "patches": shifted, "reference": reference.gather(-1, index.unsqueeze(1).expand_as(reference))}
 
 
-def _shift_aif(batch: dict, max_shift: int, dt_s: float) -> dict:
+def _shift_aif(batch: dict, max_shift: int, dt_s: float, *, max_delay: int = 0) -> dict:
     """Move each sample's arterial curve (``reference[:, 1]``) earlier by a random whole number
-    of frames in [0, max_shift] (torch RNG; last frame held) and add that delay to its Tmax target."""
+    of frames in [−max_delay, max_shift] (torch RNG; a negative shift moves it later; edge frames
+    held) and add that shift [s] to its Tmax target."""
     reference, targets = batch["reference"], batch["targets"]
     n, n_frames = reference.shape[0], reference.shape[-1]
-    shift = torch.randint(0, max_shift + 1, (n, 1), device=reference.device)
-    index = (torch.arange(n_frames, device=reference.device) + shift).clamp(max=n_frames - 1)  # (B, T)
+    shift = torch.randint(-max_delay, max_shift + 1, (n, 1), device=reference.device)
+    index = (torch.arange(n_frames, device=reference.device) + shift).clamp(0, n_frames - 1)  # (B, T)
     aif = reference[:, 1].gather(-1, index)
     tmax = targets[:, 2] + shift[:, 0].to(targets.dtype) * dt_s  # columns: CBV, CBF, Tmax (TARGET_NAMES)
     return {**batch, "reference": torch.stack([reference[:, 0], aif], dim=1),
@@ -241,8 +250,8 @@ def _run_epoch(net, model, cohort, rows, cfg, device, optimizer, rank, world, pr
         batch = cohort.batch(part, channels_last)
         if optimizer is not None and cfg.time_shift_frames > 0:
             batch = _shift_in_time(batch, cfg.time_shift_frames, channels_last)
-        if optimizer is not None and cfg.aif_shift_frames > 0:
-            batch = _shift_aif(batch, cfg.aif_shift_frames, net.config.dt_s)
+        if optimizer is not None and (cfg.aif_shift_frames > 0 or cfg.aif_delay_frames > 0):
+            batch = _shift_aif(batch, cfg.aif_shift_frames, net.config.dt_s, max_delay=cfg.aif_delay_frames)
         with torch.set_grad_enabled(optimizer is not None):
             parts = _loss(net, model, batch, cfg, device)
         if optimizer is not None:
