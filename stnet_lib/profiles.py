@@ -38,7 +38,7 @@ __all__ = ["TRAIN_PROFILES", "BASELINES", "TABLE_METHODS", "OUTPUT_CHOICES", "Ab
 TRAIN_PROFILES = {
     "smoke": TrainConfig(epochs=2, patience=2, lr=1e-3, batch_size=128, stride=3, ratio=2.0, eval_batch_size=1024),
     "quick": TrainConfig(epochs=40, patience=12, lr=1e-3, lr_schedule="cosine", lr_min=1e-5, batch_size=128,
-                         stride=3, ratio=2.0, time_shift_frames=3, aif_shift_frames=2, aif_delay_frames=2, boundary_fraction=0.25,
+                         stride=3, ratio=2.0, time_shift_frames=3, aif_shift_frames=2, boundary_fraction=0.25,
                          tmax_scale="healthy"),
     "paper": TrainConfig(),
 }

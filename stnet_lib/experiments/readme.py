@@ -105,6 +105,8 @@ def _augmentation(train) -> str:
         parts.append(f"patch and AIF shifted together by up to ±{train.time_shift_frames} frames")
     if getattr(train, "aif_shift_frames", 0):
         parts.append(f"the AIF alone moved up to {train.aif_shift_frames} frames earlier, Tmax target raised by as much")
+    if getattr(train, "aif_delay_frames", 0):
+        parts.append(f"or up to {train.aif_delay_frames} frames later, Tmax target lowered by as much (below zero)")
     if getattr(train, "boundary_fraction", 0):
         low, high = BOUNDARY_S
         parts.append(f"{train.boundary_fraction:.0%} of the normal samples from Tmax {low:g}–{high:g} s (boundary group)")
