@@ -216,6 +216,15 @@ def test_time_shift_moves_patch_and_arterial_curve_together():
 
 
 
+def _one_voxel_batch(c_aif: np.ndarray, c_tissue: np.ndarray, delay_s: float, n: int) -> dict:
+    """A training batch of ``n`` copies of one voxel (CBV 4 ml/100g, CBF 50 ml/100g/min, Tmax ``delay_s``):
+    its tissue curve as a uniform 7×7 patch, a unit baseline channel and its arterial curve."""
+    n_frames = len(c_aif)
+    return {"patches": torch.from_numpy(c_tissue).float().expand(n, 1, 7, 7, n_frames).clone(),
+            "reference": torch.stack([torch.ones(n, n_frames), torch.from_numpy(c_aif).float().expand(n, -1)], 1),
+            "targets": torch.tensor([[4.0, 50.0, delay_s]]).expand(n, -1).clone()}
+
+
 def test_aif_shift_moves_the_arterial_curve_alone_and_delays_tmax_by_as_much():
     """The AIF earlier by s frames and Tmax + s·dt: the pair that a tissue delayed by s·dt more
     behind the same AIF gives (tests/curves.py's exponential residue: Tmax = the delay)."""
@@ -224,10 +233,7 @@ def test_aif_shift_moves_the_arterial_curve_alone_and_delays_tmax_by_as_much():
     dt, n_frames, delay = 1.5, 40, 3.0
     c_aif, c_tissue = tissue_curves([50.0], [4.0], delay_s=delay, tr_s=dt, n_frames=n_frames)
     torch.manual_seed(1)
-    n = 64
-    batch = {"patches": torch.from_numpy(c_tissue).float().expand(n, 1, 7, 7, n_frames).clone(),
-             "reference": torch.stack([torch.ones(n, n_frames), torch.from_numpy(c_aif).float().expand(n, -1)], 1),
-             "targets": torch.tensor([[4.0, 50.0, delay]]).expand(n, -1).clone(), "other": 1}
+    batch = {**_one_voxel_batch(c_aif, c_tissue, delay, 64), "other": 1}
     out = train_module._shift_aif(batch, 3, dt)
     shift = torch.round((out["targets"][:, 2] - delay) / dt).long()
     assert set(shift.tolist()) == {0, 1, 2, 3}  # every shift of [0, 3] among 64 draws
@@ -243,6 +249,7 @@ def test_aif_shift_moves_the_arterial_curve_alone_and_delays_tmax_by_as_much():
                                    rtol=1e-6, atol=1e-9)
     assert out["other"] == 1
 
+
 def test_aif_delay_moves_the_arterial_curve_later_and_lowers_tmax_below_zero():
     """The AIF later by m frames and Tmax − m·dt (decision 0078): the pair a tissue m·dt less behind the
     same AIF gives, down to negative targets (a tissue that peaks before the measured AIF)."""
@@ -251,10 +258,7 @@ def test_aif_delay_moves_the_arterial_curve_later_and_lowers_tmax_below_zero():
     dt, n_frames, delay = 1.5, 40, 1.5
     c_aif, c_tissue = tissue_curves([50.0], [4.0], delay_s=delay, tr_s=dt, n_frames=n_frames)
     torch.manual_seed(2)
-    n = 96
-    batch = {"patches": torch.from_numpy(c_tissue).float().expand(n, 1, 7, 7, n_frames).clone(),
-             "reference": torch.stack([torch.ones(n, n_frames), torch.from_numpy(c_aif).float().expand(n, -1)], 1),
-             "targets": torch.tensor([[4.0, 50.0, delay]]).expand(n, -1).clone()}
+    batch = _one_voxel_batch(c_aif, c_tissue, delay, 96)
     out = train_module._shift_aif(batch, 1, dt, max_delay=2)
     shift = torch.round((out["targets"][:, 2] - delay) / dt).long()
     assert set(shift.tolist()) == {-2, -1, 0, 1}
