@@ -67,7 +67,7 @@ def scan_concentrations(scan: Scan | PreparedScan, *, baseline: slice | None = N
 
 
 def compute_maps(
-    scan: Scan,
+    scan: Scan | PreparedScan,
     method: str = "osvd",
     *,
     kh: float = K_H,
@@ -84,9 +84,12 @@ def compute_maps(
 
     Parameters
     ----------
-    scan : Scan
+    scan : Scan or PreparedScan
         From :func:`stnet_lib.load_scan`; without an AIF mask the AIF (and VOF) are found
-        automatically (:mod:`stnet_lib.aif`).
+        automatically (:mod:`stnet_lib.aif`). A :class:`~stnet_lib.curves.PreparedScan`
+        (:func:`stnet_lib.curves.prepare_curves`) is used as it is, so that several methods share
+        one preparation and one automatic AIF (``motion_correct`` and ``baseline`` then belong to
+        that preparation and are refused here).
     method : str
         One of ``ALL_METHODS``: ``"ssvd"``, ``"csvd"``, ``"osvd"``, ``"ttv"``, ``"stnet"``.
     kh, rho : float
@@ -116,7 +119,13 @@ def compute_maps(
     if method == "stnet" and leakage_correction != "none":
         raise StnetInputError("leakage correction applies to the deconvolution methods; ST-Net reads the "
                               "uncorrected series: drop the leakage correction or use e.g. osvd")
-    prepared = prepare_curves(scan, motion_correct=motion_correct, baseline=baseline)
+    if isinstance(scan, PreparedScan):
+        if motion_correct or baseline is not None:
+            raise StnetInputError("the scan is already prepared: pass motion_correct and baseline to prepare_curves, "
+                                  "not to compute_maps")
+        prepared = scan
+    else:
+        prepared = prepare_curves(scan, motion_correct=motion_correct, baseline=baseline)
     if method == "stnet":
         from .network.inference import predict_maps
 

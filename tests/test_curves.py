@@ -108,3 +108,17 @@ def test_a_prepared_scan_is_not_aligned_twice_and_the_input_scan_is_left_alone()
     assert prepared.scan.slice_timing_s is None and scan.slice_timing_s is not None
     assert not np.array_equal(prepared.scan.signal[:, :, 1], before[:, :, 1])
     np.testing.assert_array_equal(prepared.scan.signal[:, :, 0], before[:, :, 0])
+
+
+def test_methods_given_one_prepared_scan_map_as_from_the_scan_and_a_second_preparation_is_refused(small_scan):
+    scan = load_scan(small_scan["dsc"], small_scan["aif"], brain_mask=small_scan["brain"], te_ms=30.0, field_t=1.5)
+    unsteady = _with_frames_before(scan, [1.2])
+    prepared = prepare_curves(unsteady)
+    for method in ("csvd", "ttv"):
+        shared, own = compute_maps(prepared, method), compute_maps(unsteady, method)
+        for name in ("cbv", "cbf", "mtt", "tmax"):
+            np.testing.assert_array_equal(getattr(shared, name), getattr(own, name))
+        assert shared.params["frames_dropped"] == own.params["frames_dropped"] == 1
+        assert shared.params["aif"] == own.params["aif"]
+    with pytest.raises(StnetInputError, match="already prepared"):
+        compute_maps(prepared, "osvd", motion_correct=True)

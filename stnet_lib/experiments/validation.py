@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..constants import K_H, RHO_G_PER_ML
+from ..curves import prepare_curves
 from ..curve_qc import arterial_qc_figure
 from ..deconvolution import METHODS, deconvolve
 from ..io import Scan, load_scan
@@ -123,14 +124,16 @@ def real_scan(path: Path = REAL_DSC, te_ms: float = TYPICAL_TE_MS) -> Scan:
 def real_scan_summary(scan: Scan, methods, **options) -> tuple[pd.DataFrame, dict]:
     """Brain medians (and interquartile ranges) of every method's maps, with the physiological check.
 
-    Every method gets the same automatically found AIF (and VOF); ``options[method]`` are its
+    The scan is prepared once (:func:`stnet_lib.curves.prepare_curves`), so every method gets the
+    same frames and the same automatically found AIF (and VOF); ``options[method]`` are its
     options for :func:`stnet_lib.pipeline.compute_maps` (``"stnet"`` needs ``checkpoint``).
     Returns the table and the maps per method (their ``params`` record the AIF found).
     """
     rows, all_maps = [], {}
     brain = scan.brain_mask
+    prepared = prepare_curves(scan)  # one preparation, one automatic AIF, for every method
     for method in methods:
-        maps = compute_maps(scan, method, **options.get(method, {}))
+        maps = compute_maps(prepared, method, **options.get(method, {}))
         all_maps[method] = maps
         for name, (low, high) in PHYSIOLOGICAL_RANGES.items():
             values = getattr(maps, name)[brain]
