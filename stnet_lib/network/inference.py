@@ -5,8 +5,7 @@ batch, never by the volume: patches are gathered on the fly from the padded seri
 clipped at 0 (as the authors' ``test.py`` clipped every output; CBF at :data:`CBF_FLOOR_ML_100G_MIN`
 instead, so that eq. 6's MTT stays defined in every voxel); Tmax is not clipped: a tissue voxel may
 peak before the measured AIF, as the deconvolution methods' Tmax says too (decision 0078). MTT follows
-from eq. 6, and the
-maps are NaN outside the brain mask, like those of every other method. A network that
+from eq. 6, and the maps are NaN outside the brain mask, like those of every other method. A network that
 regresses only some maps (``STNetConfig.outputs``, e.g. a single-output network of the Fig. 3
 ablation) yields only those: the others are NaN everywhere, and MTT is NaN unless the
 network predicts both CBV and CBF.
