@@ -210,12 +210,13 @@ def test_on_the_real_slice_the_aif_arrives_earlier_peaks_narrower_and_drops_deep
     prepared = prepare_curves(scan)
     signal, baseline = prepared.scan.signal, prepared.baseline
     time_s = np.arange(signal.shape[-1]) * scan.tr_s
-    brain = _arrival_and_depth(signal[prepared.scan.brain_mask].mean(axis=0), baseline, time_s)
-    aif = _arrival_and_depth(signal[prepared.scan.aif_mask].mean(axis=0), baseline, time_s)
+    brain_curve = signal[prepared.scan.brain_mask].mean(axis=0, dtype=np.float64)
+    aif_curve = signal[prepared.scan.aif_mask].mean(axis=0, dtype=np.float64)
+    brain = _arrival_and_depth(brain_curve, baseline, time_s)
+    aif = _arrival_and_depth(aif_curve, baseline, time_s)
     assert aif[0] < brain[0] and aif[1] < 0.5 * brain[1], (aif, brain)
-    arterial = signal_to_delta_r2(signal[prepared.scan.aif_mask].mean(axis=0, dtype=np.float64), 30.0,
-                                  baseline=arterial_baseline(signal[prepared.scan.aif_mask].mean(axis=0), baseline))
-    tissue = signal_to_delta_r2(signal[prepared.scan.brain_mask].mean(axis=0, dtype=np.float64), 30.0, baseline=baseline)
+    arterial = signal_to_delta_r2(aif_curve, 30.0, baseline=arterial_baseline(aif_curve, baseline))
+    tissue = signal_to_delta_r2(brain_curve, 30.0, baseline=baseline)
     assert arterial.delta_r2_per_s.max() > 4 * tissue.delta_r2_per_s.max()
     assert _full_width_at_half_maximum(arterial.delta_r2_per_s, time_s) < \
         0.9 * _full_width_at_half_maximum(tissue.delta_r2_per_s, time_s)

@@ -172,11 +172,17 @@ def area_ratio_cbv(scan: Scan, found, span_s: float | None = None) -> np.ndarray
     ``span_s``: integrate only the prepared frames at times k·TR ≤ ``span_s`` [s] (the non-steady
     frames already dropped), the part of the series a method with a fixed time grid reads
     (:func:`span_read_s`); None: the whole series."""
-    with_masks = dataclasses.replace(scan, aif_mask=found.extra_volumes["aif_mask"] > 0)
-    conc = scan_concentrations(with_masks)
-    frames = slice(None)
-    if span_s is not None:
-        frames = slice(0, int(np.floor(span_s / scan.tr_s + 1e-6)) + 1)
+    return _eq4_cbv(scan, _found_concentrations(scan, found), span_s)
+
+
+def _found_concentrations(scan: Scan, found):
+    """The scan's concentrations with the AIF that ``found`` located (eq. 1–2; once for every span)."""
+    return scan_concentrations(dataclasses.replace(scan, aif_mask=found.extra_volumes["aif_mask"] > 0))
+
+
+def _eq4_cbv(scan: Scan, conc, span_s: float | None = None) -> np.ndarray:
+    """:func:`area_ratio_cbv` from concentrations already computed."""
+    frames = slice(None) if span_s is None else slice(0, int(np.floor(span_s / scan.tr_s + 1e-6)) + 1)
     cbv = np.full(scan.brain_mask.shape, np.nan)
     cbv[scan.brain_mask] = cbv_eq4(conc.c_tissue[:, frames], conc.c_aif[frames], scan.tr_s, k_av=conc.k_av)
     return cbv
@@ -198,7 +204,8 @@ def eq4_window_ceiling(scan: Scan, found, span_s: float) -> float:
     """Pearson r over the brain between eq. 4's CBV over the first ``span_s`` [s] of the prepared
     series and over all of it (AIF of ``found``): what any method that reads only that window can
     reach against the whole series' eq. 4 (the later recirculation differs between voxels)."""
-    return pcc(area_ratio_cbv(scan, found, span_s=span_s), area_ratio_cbv(scan, found), mask=scan.brain_mask)
+    conc = _found_concentrations(scan, found)
+    return pcc(_eq4_cbv(scan, conc, span_s), _eq4_cbv(scan, conc), mask=scan.brain_mask)
 
 
 def real_scan_agreement(scan: Scan, maps: dict) -> pd.DataFrame:
@@ -219,11 +226,12 @@ def real_scan_agreement(scan: Scan, maps: dict) -> pd.DataFrame:
     maps : dict
         Method → PerfusionMaps of :func:`real_scan_summary` (``"osvd"`` and ``"csvd"`` among them).
     """
-    brain, area_cbv = scan.brain_mask, area_ratio_cbv(scan, maps["osvd"])
+    brain, conc = scan.brain_mask, _found_concentrations(scan, maps["osvd"])
+    area_cbv = _eq4_cbv(scan, conc)
     rows = []
     for method, m in maps.items():
         span = span_read_s(m)
-        read_cbv = area_cbv if span is None else area_ratio_cbv(scan, maps["osvd"], span_s=span)
+        read_cbv = area_cbv if span is None else _eq4_cbv(scan, conc, span)
         row = {"method": method, "cbv_pearson_eq4": pcc(area_cbv, m.cbv, mask=brain),
                "cbv_pearson_eq4_frames_read": pcc(read_cbv, m.cbv, mask=brain),
                "span_read_s": np.nan if span is None else span}
