@@ -13,6 +13,7 @@ import pytest
 
 from stnet_lib import plotting
 from stnet_lib.experiments import cohort_plots
+from stnet_lib.constants import MAP_NAMES
 from stnet_lib.maps import PerfusionMaps
 
 #: Units a figure may write in brackets, as SI writes them (never upper-cased).
@@ -232,3 +233,13 @@ def test_timing_puts_the_papers_gpu_and_our_device_in_separate_panels():
 def test_segmentation_metrics_are_named_with_their_units_as_written():
     figure = plotting.plot_segmentation_boxes(_results(), methods=("stnet", "osvd"))
     assert [ax.get_ylabel() for ax in figure.axes] == ["AUC", "Dice", "IoU", "HD95 [mm]"]
+
+
+def test_a_map_grid_can_show_tmax_below_zero():
+    rng = np.random.default_rng(2)
+    maps = {"ST-Net": PerfusionMaps(**_maps(rng), method="stnet")}
+    default, wide = (plotting.plot_map_grid(maps, ranges=ranges) for ranges in (None, {"tmax": (-4, 8)}))
+    tmax_panel = list(MAP_NAMES).index("tmax")
+    assert default.axes[tmax_panel].images[0].get_clim() == (0, 12)  # the clinical viewers' range
+    assert wide.axes[tmax_panel].images[0].get_clim() == (-4, 8)
+    assert wide.axes[0].images[0].get_clim() == default.axes[0].images[0].get_clim()  # CBV as it was

@@ -16,6 +16,7 @@ import stnet_lib.network.train as train_module
 from stnet_lib._validation import StnetInputError
 from stnet_lib.commands import train as train_command
 from stnet_lib.network import STNet, STNetConfig, load_checkpoint, train_from_manifest
+from stnet_lib.network.alignment import arrival_lag_s
 from stnet_lib.network.cohort import BOUNDARY_S, Cohort, load_subjects, sample_epoch
 from stnet_lib.network.train import TrainConfig
 from stnet_lib.manifest import load_manifest
@@ -87,6 +88,11 @@ def test_training_writes_checkpoints_and_curves(manifest, tmp_path, monkeypatch)
     assert best.is_file() and payload["epoch"] == TINY_TRAIN.epochs - 1
     config = STNetConfig.from_dict(payload["config"])
     assert (config.n_frames, config.dt_s, config.vof_correction) == (30, 1.5, False)  # the series' own grid
+    # the training subjects' arrival lags, for inference's AIF alignment (decision 0079): recomputed here
+    subjects = load_subjects(load_manifest(manifest), "train", n_frames=30, dt_s=1.5)
+    lags = [arrival_lag_s(s.inputs.volume, s.inputs.brain_mask, s.inputs.aif_curve, 1.5) for s in subjects]
+    assert payload["arrival"]["n_subjects"] == len(subjects) and load_checkpoint(best)["arrival"] == payload["arrival"]
+    assert payload["arrival"]["lag_median_s"] == pytest.approx(np.median(lags)) and np.ptp(lags) > 0
     with open(tmp_path / "learning_curve.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["epoch"]) for r in rows] == list(range(TINY_TRAIN.epochs))

@@ -76,6 +76,27 @@ def test_generalisation_table_reports_each_data_set(real_slice, osipi_csv):
     table = validation.generalisation_table(osipi, agreement.reset_index(), summary, methods=("osvd", "ttv"))
     assert list(table["method"]) == ["osvd", "ttv"]
     assert table.loc[0, "osipi_cbv_pass"] == "14/14" and table.loc[1, "osipi_cbv_pass"] == "0/0"
+    # OSIPI's Tmax truth is 0 s: oSVD's median |Tmax| over the cases is the median of its Tmax column
+    osvd_tmax = osipi.loc[osipi["method"] == "osvd", "tmax"].to_numpy()
+    assert table.loc[0, "osipi_tmax_abs_error_median_s"] == np.median(np.abs(osvd_tmax)) > 0.5
+    assert np.isnan(table.loc[1, "osipi_tmax_abs_error_median_s"])
     assert table.loc[1, "real_cbv_pearson_eq4"] == agreement.loc["ttv", "cbv_pearson_eq4"]
     medians = summary.set_index(["method", "map"])["median"]
     assert table.loc[0, "real_median_cbf"] == medians["osvd", "cbf"]
+
+
+def test_the_reports_tmax_sentences_carry_the_measured_values():
+    from stnet_lib.maps import PerfusionMaps
+
+    osipi = pd.DataFrame({"method": ["osvd", "osvd", "stnet", "stnet"], "tmax": [1.5, -2.5, 0.1, -0.3]})
+    assert validation.osipi_tmax_sentence(osipi).endswith("osvd 2.00 s, stnet 0.20 s.")
+    empty = np.full((2, 2, 1), np.nan)
+
+    def maps(**params):
+        return PerfusionMaps(empty, empty, empty, empty, method="stnet", params=params)
+
+    moved = maps(arrival_lag_s=0.26, arrival_lag_reference_s=3.14, aif_advance_s=2.4)
+    assert "AIF 2.4 s earlier" in validation.alignment_sentence(moved) and "0.26 s" in validation.alignment_sentence(moved)
+    assert "as found" in validation.alignment_sentence(maps(arrival_lag_s=3.5, arrival_lag_reference_s=3.14,
+                                                            aif_advance_s=0.0))
+    assert validation.alignment_sentence(maps(n_iter=3)) == ""  # not ST-Net's maps

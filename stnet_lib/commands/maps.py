@@ -56,6 +56,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--uncertainty", action="store_true",
                         help="with --method stnet: per-voxel SD maps cbv_sd, cbf_sd, tmax_sd (Monte-Carlo dropout, "
                              "calibrated on validation subjects; stnet_lib.network.uncertainty)")
+    parser.add_argument("--no-aif-alignment", action="store_true",
+                        help="with --method stnet: read the arterial curve where it is, even when the tissue arrives "
+                             "with it (by default it is moved earlier into the network's trained range and Tmax "
+                             "corrected by as much; stnet_lib.network.alignment)")
     parser.add_argument("--kh", type=float, default=K_H, help=f"haematocrit factor (default {K_H:.3f}; 1 for OSIPI)")
     parser.add_argument("--rho", type=float, default=RHO_G_PER_ML, help="tissue density [g/ml] (default 1.04; 1 for OSIPI)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -156,8 +160,11 @@ def compute_options(args) -> dict:
                               "uncorrected series (use e.g. --method osvd)")
     if getattr(args, "uncertainty", False) and args.method != "stnet":
         raise StnetInputError("--uncertainty is ST-Net's (Monte-Carlo dropout): use it with --method stnet")
+    if getattr(args, "no_aif_alignment", False) and args.method != "stnet":
+        raise StnetInputError("--no-aif-alignment is ST-Net's: use it with --method stnet")
     if args.method == "stnet":
-        return {"checkpoint": checkpoint, **({"uncertainty": True} if getattr(args, "uncertainty", False) else {})}
+        return {"checkpoint": checkpoint, **({"uncertainty": True} if getattr(args, "uncertainty", False) else {}),
+                **({"align_aif": False} if getattr(args, "no_aif_alignment", False) else {})}
     leakage = {} if args.leakage_correction == "none" else {"leakage_correction": args.leakage_correction}
     return {"kh": args.kh, "rho": args.rho, **leakage, **method_options}
 

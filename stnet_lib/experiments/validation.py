@@ -33,7 +33,8 @@ from ..signal import concentration_to_delta_r2, delta_r2_to_signal
 __all__ = ["OSIPI_CSV", "REAL_DSC", "TYPICAL_TE_MS", "PHYSIOLOGICAL_RANGES", "OSIPI_SIGNAL", "osipi_results",
            "osipi_case_scan", "osipi_signal_results", "real_scan", "real_scan_summary",
            "real_scan_aif_figure", "real_scan_sentence", "real_scan_agreement", "area_ratio_cbv",
-           "span_read_s", "eq4_window_ceiling", "generalisation_table"]
+           "span_read_s", "eq4_window_ceiling", "generalisation_table", "OSIPI_TMAX_S",
+           "alignment_sentence", "osipi_tmax_sentence"]
 
 OSIPI_CSV = SHARED_DATA_DIR / "osipi_dsc" / "dsc_data.csv"
 REAL_DSC = SHARED_DATA_DIR / "real_dsc" / "moyamoya_cerebellum_dsc.nii.gz"
@@ -53,7 +54,7 @@ def osipi_results(methods, csv_path: Path = OSIPI_CSV, **options) -> pd.DataFram
         for method in methods:
             curves = c_tissue.reshape(1, 1, 1, -1) if METHODS[method].spatial else c_tissue
             maps = deconvolve(curves, c_aif, case.tr, method, kh=1.0, rho=1.0, keep_residue=False, **options.get(method, {}))
-            rows.append(_osipi_row(case, method, float(maps.cbv.ravel()[0]), float(maps.cbf.ravel()[0])))
+            rows.append(_osipi_row(case, method, *(float(getattr(maps, name).ravel()[0]) for name in ("cbv", "cbf", "tmax"))))
     return pd.DataFrame(rows)
 
 
@@ -63,10 +64,17 @@ def _osipi_cases(csv_path: Path):
         yield case, *(np.array(text.split(), dtype=float) for text in (case.C_tis, case.C_aif))
 
 
-def _osipi_row(case, method: str, cbv: float, cbf: float) -> dict:
-    """One result row with OSIPI's pass rule: |CBV − ref| ≤ 1 + 0.1·ref, |CBF − ref| ≤ 15 + 0.1·ref."""
+def _osipi_row(case, method: str, cbv: float, cbf: float, tmax: float) -> dict:
+    """One result row with OSIPI's pass rule: |CBV − ref| ≤ 1 + 0.1·ref, |CBF − ref| ≤ 15 + 0.1·ref,
+    and the Tmax [s], whose truth is 0 (:data:`OSIPI_TMAX_S`)."""
     return {"case": case.label, "method": method, "cbv_ref": case.cbv, "cbv": cbv, "cbf_ref": case.cbf, "cbf": cbf,
-            "cbv_pass": abs(cbv - case.cbv) <= 1 + 0.1 * case.cbv, "cbf_pass": abs(cbf - case.cbf) <= 15 + 0.1 * case.cbf}
+            "cbv_pass": abs(cbv - case.cbv) <= 1 + 0.1 * case.cbv, "cbf_pass": abs(cbf - case.cbf) <= 15 + 0.1 * case.cbf,
+            "tmax": tmax}
+
+
+#: OSIPI's Tmax truth [s]: every case is "delay0_dispersion0", and its residue (a transit-time distribution's
+#: survival function, 1 at t = 0) peaks at t = 0.
+OSIPI_TMAX_S = 0.0
 
 
 #: The series each OSIPI case becomes for a method that reads signals (ST-Net): TE [ms], field [T], S0.
@@ -107,7 +115,8 @@ def osipi_signal_results(methods, csv_path: Path = OSIPI_CSV, **options) -> pd.D
                 maps, scale = compute_maps(scan, method, **options.get(method, {})), RHO_G_PER_ML / K_H
             else:
                 maps, scale = compute_maps(scan, method, kh=1.0, rho=1.0, **options.get(method, {})), 1.0
-            rows.append(_osipi_row(case, method, float(maps.cbv[centre]) * scale, float(maps.cbf[centre]) * scale))
+            rows.append(_osipi_row(case, method, float(maps.cbv[centre]) * scale, float(maps.cbf[centre]) * scale,
+                                   float(maps.tmax[centre])))
     return pd.DataFrame(rows)
 
 
@@ -162,6 +171,29 @@ def real_scan_sentence(maps) -> str:
             f"{search['aif_first_moment_frames']:.1f}; VOF {vof.get('voxels', 0)} voxels"
             f"{'' if vof.get('used') else ' (not used)'}. Frames dropped before steady state: "
             f"{params.get('frames_dropped', 0)}; baseline frames {first}–{last - 1} of the prepared series.")
+
+
+def alignment_sentence(maps) -> str:
+    """One sentence for the report: how far ST-Net moved the arterial curve (decision 0079); "" for other maps."""
+    params = maps.params
+    if "aif_advance_s" not in params:
+        return ""
+    lag, reference, advance = params["arrival_lag_s"], params.get("arrival_lag_reference_s"), params["aif_advance_s"]
+    if reference is None:
+        return f"ST-Net read the AIF as found: its checkpoint holds no arrival reference (brain arrival lag {lag:.2f} s)."
+    if advance == 0:
+        return (f"ST-Net read the AIF as found: the brain's mean rises {lag:.2f} s after it, not sooner than the "
+                f"training subjects' median {reference:.2f} s.")
+    return (f"ST-Net read the AIF {advance:g} s earlier and took {advance:g} s off its Tmax: the brain's mean rises "
+            f"{lag:.2f} s after the AIF found, against {reference:.2f} s in its training subjects (median; "
+            "`docs/decisions/0079-aif-alignment.md`).")
+
+
+def osipi_tmax_sentence(osipi: pd.DataFrame) -> str:
+    """One sentence for the report: each method's median |Tmax| on OSIPI's cases, whose truth is 0 s."""
+    error = osipi.assign(error=(osipi["tmax"] - OSIPI_TMAX_S).abs()).groupby("method", sort=False)["error"].median()
+    return ("Tmax: every case has no delay and no dispersion, so its truth is 0 s; median |Tmax| over the cases: "
+            + ", ".join(f"{method} {value:.2f} s" for method, value in error.items()) + ".")
 
 
 def area_ratio_cbv(scan: Scan, found, span_s: float | None = None) -> np.ndarray:
@@ -248,7 +280,8 @@ def generalisation_table(osipi: pd.DataFrame | None, agreement: pd.DataFrame | N
     """ST-Net beside oSVD on the data neither was made from: one row per method.
 
     Columns: OSIPI cases passing on CBV and on CBF (of ``osipi``, :func:`osipi_results` and
-    :func:`osipi_signal_results` together), and on the real slice the agreement of
+    :func:`osipi_signal_results` together) and the median |Tmax − 0| [s] over its cases (truth
+    :data:`OSIPI_TMAX_S`), and on the real slice the agreement of
     :func:`real_scan_agreement` with cSVD as the rank reference, and the brain medians of
     :func:`real_scan_summary`. A data set that is absent leaves its columns out.
     """
@@ -258,7 +291,9 @@ def generalisation_table(osipi: pd.DataFrame | None, agreement: pd.DataFrame | N
         if osipi is not None:
             cases = osipi[osipi["method"] == method]
             row.update(osipi_cbv_pass=f"{int(cases['cbv_pass'].sum())}/{len(cases)}",
-                       osipi_cbf_pass=f"{int(cases['cbf_pass'].sum())}/{len(cases)}")
+                       osipi_cbf_pass=f"{int(cases['cbf_pass'].sum())}/{len(cases)}",
+                       osipi_tmax_abs_error_median_s=float(np.median(np.abs(cases["tmax"] - OSIPI_TMAX_S)))
+                       if len(cases) else float("nan"))
         if agreement is not None:
             found = agreement.set_index("method").loc[method]
             row.update(real_cbv_pearson_eq4=found["cbv_pearson_eq4"],

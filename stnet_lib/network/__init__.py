@@ -6,7 +6,8 @@ tensors (:mod:`stnet_lib.signal`); the device is chosen by :func:`stnet_lib.devi
 Modules, in data order: ``inputs`` (time resampling, normalisation, reference curves),
 ``patches`` (7×7×T patches cut on the fly), ``stnet`` (``STNetConfig``, ``STNet``),
 ``physics_loss`` (eq. 9), ``cohort`` (subjects in memory, per-epoch sampling), ``train``
-(fit loop, checkpoints, resume, DDP), ``checkpoint`` (safe load/save), ``inference``
+(fit loop, checkpoints, resume, DDP), ``checkpoint`` (safe load/save), ``alignment`` (an AIF the
+tissue arrives with, read earlier: Tmax kept in the trained range), ``inference``
 (whole-brain ``predict_maps``), ``precision`` (bf16 autocast where the device has it natively),
 ``uncertainty`` (Monte-Carlo dropout SDs with a per-map calibration). The weights that ship with the
 package are in :mod:`stnet_lib.weights`.

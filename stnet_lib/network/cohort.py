@@ -26,6 +26,7 @@ import torch
 from ..constants import TMAX_THRESHOLD_S
 from ..io import load_nifti, load_scan
 from .._validation import StnetInputError
+from .alignment import arrival_lag_s
 from .inputs import NetworkInputs, scan_inputs
 from .patches import PatchTable
 from .stnet import TARGET_NAMES
@@ -41,12 +42,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Subject:
-    """One subject's network inputs, reference maps (x, y, z, 3) and hypoperfusion mask."""
+    """One subject's network inputs, reference maps (x, y, z, 3) and hypoperfusion mask, and how long
+    after its arterial curve its brain's mean tissue curve rises [s] (:func:`.alignment.arrival_lag_s`)."""
 
     subject_id: str
     inputs: NetworkInputs
     targets: np.ndarray
     lesion_mask: np.ndarray
+    arrival_lag_s: float = float("nan")
 
 
 class Cohort:
@@ -76,6 +79,7 @@ class Cohort:
         self.aif_curves = torch.from_numpy(np.stack([s.inputs.aif_curve for s in subjects]))
         self.aif_integral_mM_s = torch.tensor([s.inputs.aif_integral_mM_s for s in subjects], dtype=torch.float32)
         self.k_av = torch.tensor([s.inputs.k_av for s in subjects], dtype=torch.float32)
+        self.arrival_lag_s = np.array([s.arrival_lag_s for s in subjects])  # [s], for the checkpoint's reference
 
     @staticmethod
     def _rows(index: int, subject: Subject):
@@ -160,7 +164,8 @@ def _load_subject(row, split: str, *, n_frames: int, dt_s: float, normalisation:
     else:
         lesion = np.nan_to_num(targets[..., 2], nan=0.0) > TMAX_THRESHOLD_S
     log.info("loaded %s (%s): %d brain voxels", row.subject_id, split, int(scan.brain_mask.sum()))
-    return Subject(str(row.subject_id), inputs, targets, lesion & scan.brain_mask)
+    lag_s = arrival_lag_s(inputs.volume, inputs.brain_mask, inputs.aif_curve, dt_s)
+    return Subject(str(row.subject_id), inputs, targets, lesion & scan.brain_mask, lag_s)
 
 
 def sample_epoch(cohort: Cohort, *, stride: int, ratio: float, rng: np.random.Generator,

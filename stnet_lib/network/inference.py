@@ -4,7 +4,9 @@ Every brain voxel is predicted, ``batch_size`` patches at a time (memory is boun
 batch, never by the volume: patches are gathered on the fly from the padded series). CBV is
 clipped at 0 (as the authors' ``test.py`` clipped every output; CBF at :data:`CBF_FLOOR_ML_100G_MIN`
 instead, so that eq. 6's MTT stays defined in every voxel); Tmax is not clipped: a tissue voxel may
-peak before the measured AIF, as the deconvolution methods' Tmax says too (decision 0078). MTT follows
+peak before the measured AIF, as the deconvolution methods' Tmax says too (decision 0078). Where a scan's
+tissue arrives with its AIF sooner than in the training subjects, the network reads the arterial curve a
+few whole frames earlier and Tmax is lowered by as much (:mod:`.alignment`, decision 0079). MTT follows
 from eq. 6, and the maps are NaN outside the brain mask, like those of every other method. A network that
 regresses only some maps (``STNetConfig.outputs``, e.g. a single-output network of the Fig. 3
 ablation) yields only those: the others are NaN everywhere, and MTT is NaN unless the
@@ -26,6 +28,7 @@ from ..device import resolve_device
 from ..curves import PreparedScan, attach_preparation
 from ..io import Scan
 from ..maps import PerfusionMaps, mtt_eq6
+from .alignment import advance_curve, alignment_frames, arrival_lag_s
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .inputs import scan_inputs
 from .patches import PatchTable
@@ -100,7 +103,8 @@ def _forward(model: STNet, table: PatchTable, index: torch.Tensor, baseline: tor
 
 def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", batch_size: int | None = None,
                  region: np.ndarray | None = None, motion_correct: bool = False,
-                 precision: str = "auto", uncertainty: bool = False, mc_samples: int | None = None) -> PerfusionMaps:
+                 precision: str = "auto", uncertainty: bool = False, mc_samples: int | None = None,
+                 align_aif: bool = True) -> PerfusionMaps:
     """CBV, CBF, MTT, Tmax of every brain voxel of ``scan`` with a trained ST-Net.
 
     Parameters
@@ -130,6 +134,12 @@ def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", 
         ``cbv_sd``, ``cbf_sd``, ``tmax_sd`` (written as ``NAME.nii.gz``), ``params["uncertainty"]``.
     mc_samples : int, optional
         Dropout samples per voxel (default: the calibration's, else 30).
+    align_aif : bool
+        Read the scan with its arterial curve advanced by the whole frames its tissue's arrival lag
+        falls short of the training subjects' median, and subtract that time from Tmax
+        (:mod:`stnet_lib.network.alignment`; CBV and CBF are invariant to it). Recorded in ``params``
+        (``arrival_lag_s``, ``aif_advance_s``); nothing moves for a checkpoint without an arrival
+        reference or a scan that arrives like its training subjects.
 
     Returns
     -------
@@ -156,7 +166,9 @@ def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", 
     model = model.to(dev).to(memory_format=torch.channels_last_3d)
     table = PatchTable([inputs.volume], cfg.patch_size).to(dev)  # the series was padded on the device
     mc, calibration = mc_for_checkpoint(model, payload, mc_samples) if uncertainty else (None, None)
-    aif_curve = torch.from_numpy(inputs.aif_curve).to(dev)
+    lag_s = arrival_lag_s(inputs.volume, inputs.brain_mask, inputs.aif_curve, cfg.dt_s)
+    advance = alignment_frames(lag_s, payload.get("arrival"), inputs.aif_curve, cfg.dt_s) if align_aif else 0
+    aif_curve = torch.from_numpy(advance_curve(inputs.aif_curve, advance)).to(dev)
     voxels = inputs.brain_mask if region is None else inputs.brain_mask & np.asarray(region, dtype=bool)
     index = torch.from_numpy(np.argwhere(voxels)).to(dev)  # C order, as PerfusionMaps.scatter expects
     baseline = torch.from_numpy(inputs.baseline[voxels]).to(dev)
@@ -167,6 +179,8 @@ def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", 
             part = slice(start, start + batch_size)
             out[part] = _forward(model, table, index[part], baseline[part], aif_curve, bf16=bf16, mc=mc)
     values = out.double().cpu().numpy()  # one transfer, after the last batch
+    if "tmax" in cfg.outputs:  # back to the scan's own AIF: the network saw it `advance` frames earlier
+        values[:, cfg.outputs.index("tmax")] -= advance * cfg.dt_s
     seconds_network = clock.lap()
     predicted = dict(zip(cfg.outputs, values[:, :n_out].T))
     missing = np.full(len(values), np.nan)
@@ -176,6 +190,8 @@ def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", 
               "n_frames": cfg.n_frames, "dt_s": cfg.dt_s, "scan_tr_s": scan.tr_s,
               "scan_frames": int(scan.signal.shape[-1]), "tail_held_s": round(float(inputs.tail_held_s), 4),
               "baseline_frames": [inputs.baseline_frames.start, inputs.baseline_frames.stop],
+              "arrival_lag_s": round(lag_s, 3), "aif_advance_s": round(advance * cfg.dt_s, 4),
+              "arrival_lag_reference_s": (payload.get("arrival") or {}).get("lag_median_s"),
               "te_ms": scan.te_ms, "field_t": scan.field_t, "batch_size": batch_size, "device": str(dev),
               "precision": "bf16" if bf16 else "fp32",
               "trained_epoch": payload.get("epoch"), "outputs": list(cfg.outputs),

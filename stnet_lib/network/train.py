@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from ..io import atomic_write
 from .._validation import StnetInputError, check_in_allowed
 from ..device import resolve_device
+from .alignment import arrival_reference
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cohort import Cohort, load_subjects, sample_epoch
 from .physics_loss import stnet_loss
@@ -415,7 +416,8 @@ def _start(train: Cohort, model_config: STNetConfig, cfg: TrainConfig, out_dir: 
         log.info("resuming %s after epoch %d", out_dir, state["epoch"])
     else:
         _check_fresh(out_dir, resume)
-    common = {"model_config": model_config.to_dict(), "train_config": dataclasses.asdict(cfg)}
+    common = {"model_config": model_config.to_dict(), "train_config": dataclasses.asdict(cfg),
+              "arrival": arrival_reference(train.arrival_lag_s)}  # for inference's AIF alignment
     return net, optimizer, state, common
 
 
@@ -430,7 +432,7 @@ def _save_epoch(out_dir: Path, net: STNet, optimizer, state: dict, common: dict,
     """Write ``last.pt`` (``rng``: every process's RNG state, rank order), ``best.pt`` when improved, the curve."""
     weights = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     base = {"config": common["model_config"], "model": weights, "train_config": common["train_config"],
-            "epoch": state["epoch"], "history": state["history"]}
+            "arrival": common["arrival"], "epoch": state["epoch"], "history": state["history"]}
     if improved:
         save_checkpoint(base, out_dir / "best.pt")
     save_checkpoint({**base, "optimizer": optimizer.state_dict(), "rng": {**rng[0], "ranks": rng},

@@ -12,14 +12,22 @@ __all__ = ["plot_map_grid", "plot_residual_grid", "plot_hypoperfusion", "plot_me
            "plot_voxel_explorer"]
 
 
-def plot_map_grid(maps_by_row: dict, *, slice_index: int | None = None, names=MAP_NAMES, title: str = "Perfusion maps"):
-    """A grid of axial slices: one row per entry of ``maps_by_row`` (label → PerfusionMaps), one column per map."""
+def plot_map_grid(maps_by_row: dict, *, slice_index: int | None = None, names=MAP_NAMES, title: str = "Perfusion maps",
+                  ranges: dict | None = None):
+    """A grid of axial slices: one row per entry of ``maps_by_row`` (label → PerfusionMaps), one column per map.
+
+    ``ranges`` (name → (low, high), in the map's unit) replaces a map's clinical display range, e.g. a
+    Tmax scale that reaches below 0 s for an AIF the tissue leads (decision 0079).
+    """
     rows = list(maps_by_row.items())
     figure, axes = plt.subplots(len(rows), len(names), figsize=(2.6 * len(names), 2.4 * len(rows) + 0.4), squeeze=False)
     for r, (label, maps) in enumerate(rows):
         for c, name in enumerate(names):
             volume = getattr(maps, name)
-            _show(axes[r, c], volume[:, :, _middle(volume, slice_index)], map_label(name), **_map_style(name))
+            style = _map_style(name)
+            if ranges and name in ranges:
+                style["vmin"], style["vmax"] = ranges[name]
+            _show(axes[r, c], volume[:, :, _middle(volume, slice_index)], map_label(name), **style)
             if r == 0:
                 axes[r, c].set_title(MAP_LABELS.get(name, name), fontsize=9)
             if c == 0:

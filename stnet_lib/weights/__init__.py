@@ -34,7 +34,7 @@ DEFAULT_NAME = "stnet_default"
 #: parameters, ~3.9 MB).
 MAX_BYTES = 10 * 2**20
 #: Checkpoint entries that ship (the optimizer and RNG states of ``last.pt`` do not).
-_SHIPPED_KEYS = ("config", "model", "train_config", "epoch", "history", "uncertainty")
+_SHIPPED_KEYS = ("config", "model", "train_config", "arrival", "epoch", "history", "uncertainty")
 
 
 def sha256(path) -> str:
@@ -137,7 +137,8 @@ def pack_weights(checkpoint, *, cohort: str, profile: str, metrics: list[dict] |
               "time_grid": {"n_frames": int(config["n_frames"]), "dt_s": float(config["dt_s"])},
               "outputs": list(config.get("outputs", ["cbv", "cbf", "tmax"])),
               "input_normalisation": config.get("input_normalisation"), "trained_epoch": payload.get("epoch"),
-              "train_config": payload.get("train_config"), "uncertainty": payload.get("uncertainty"),
+              "train_config": payload.get("train_config"), "arrival": payload.get("arrival"),
+              "uncertainty": payload.get("uncertainty"),
               "test_metrics": metrics or [], "notes": notes, "stnet_version": __version__,
               "torch_version": torch.__version__,
               "packed": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
