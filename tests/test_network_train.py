@@ -327,3 +327,24 @@ def test_the_training_loss_follows_the_networks_outputs(manifest, outputs):
     assert parts.supervised.item() == pytest.approx(supervised, rel=1e-5)
     assert parts.physics.item() == pytest.approx(physics, rel=1e-5, abs=1e-12)
     assert parts.total.item() == pytest.approx(supervised + weight * physics, rel=1e-5)
+
+
+@pytest.mark.slow  # torch.compile's first steps compile the network (about a minute on 2 cores)
+@pytest.mark.skipif(not any(map(__import__("shutil").which, ("cc", "gcc", "clang"))),
+                    reason="torch.compile's CPU backend builds C++ kernels and this machine has no C compiler")
+def test_a_compiled_training_step_learns_and_saves_the_plain_network(manifest, tmp_path):
+    """Issue #17 (``TrainConfig.compile``): the compiled step trains, and its checkpoint is the plain
+    network's (no ``_orig_mod.`` keys), loadable for inference, with a validation loss near the uncompiled
+    run's (the compiled dropout draws from its own generator, so the two runs are not bit-identical)."""
+    plain = train_from_manifest(manifest, tmp_path / "plain", TINY_TRAIN, progress=False)
+    compiled = train_from_manifest(manifest, tmp_path / "compiled", dataclasses.replace(TINY_TRAIN, compile="default"),
+                                   progress=False)
+    weights = {name: load_checkpoint(path)["model"] for name, path in (("plain", plain), ("compiled", compiled))}
+    assert weights["compiled"].keys() == weights["plain"].keys()
+    STNet(STNetConfig.from_dict(load_checkpoint(compiled)["config"])).load_state_dict(weights["compiled"])
+    curves = {name: list(csv.DictReader(open(tmp_path / name / "learning_curve.csv"))) for name in weights}
+    assert float(curves["compiled"][-1]["train_supervised"]) < float(curves["compiled"][0]["train_supervised"])
+    val = {name: float(rows[-1]["val_loss"]) for name, rows in curves.items()}
+    assert val["compiled"] == pytest.approx(val["plain"], rel=0.25), val
+    with pytest.raises(StnetInputError, match="compile"):
+        TrainConfig(compile="max-speed")

@@ -14,13 +14,13 @@ import sys
 from pathlib import Path
 
 from ..network.stnet import STNetConfig
-from ..network.train import TrainConfig, train_from_manifest
+from ..network.train import COMPILE_MODES, TrainConfig, train_from_manifest
 from ..profiles import TRAIN_PROFILES
 
 log = logging.getLogger(__name__)
 
 _OVERRIDES = ("epochs", "patience", "lr", "lr_schedule", "batch_size", "stride", "ratio", "physics_weight", "seed",
-              "time_shift_frames", "aif_shift_frames")
+              "time_shift_frames", "aif_shift_frames", "compile")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -44,7 +44,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     for name in _OVERRIDES:
         kind = type(getattr(TrainConfig(), name))
-        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"override the profile's {name}")
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"override the profile's {name}",
+                            choices=COMPILE_MODES if name == "compile" else None)
 
 
 def run(args) -> int:

@@ -57,8 +57,12 @@ CURVE_COLUMNS = ("epoch", "train_loss", "train_supervised", "train_physics", "va
                  "val_physics", "n_samples", "seconds", "lr")
 
 
-#: Settings a resumed run may change (to train longer or stop later; a cosine schedule stretches).
-_EXTENDABLE = ("epochs", "patience")
+#: Settings a resumed run may change (to train longer or stop later, a cosine schedule stretches; or to
+#: compile the step, which changes no setting of the optimisation).
+_EXTENDABLE = ("epochs", "patience", "compile")
+
+#: ``TrainConfig.compile``: no compilation, or a ``torch.compile`` mode.
+COMPILE_MODES = ("none", "default", "reduce-overhead")
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,14 @@ class TrainConfig:
         docs/decisions/0072-boundary-sampling-and-tmax-scale.md.
     warmup_epochs : int
         Epochs of a linear learning-rate ramp from lr/10 before the schedule (0 = none).
+    compile : str
+        ``torch.compile`` of the training step's network: ``"none"`` (default), ``"default"`` (kernel
+        fusion) or ``"reduce-overhead"`` (also CUDA graphs on a GPU: a step of 512 samples is bound by
+        its kernel launches and syncs, issue #17). Only the training forward and backward are compiled;
+        the validation pass and the saved weights are the plain network's. The first steps pay the
+        compilation (about a minute), and the last, shorter batch of an epoch compiles a second graph.
+        Tested on the CPU (it learns, its checkpoint is the plain network's); the GPU speed-up has not
+        been measured yet.
     """
 
     epochs: int = 400
@@ -137,10 +149,12 @@ class TrainConfig:
     boundary_fraction: float = 0.0
     tmax_scale: str = "sampled"
     warmup_epochs: int = 0
+    compile: str = "none"
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot train."""
         check_in_allowed(self.lr_schedule, ("constant", "cosine"), "lr_schedule")
+        check_in_allowed(self.compile, COMPILE_MODES, "compile")
         check_in_allowed(self.tmax_scale, ("sampled", "healthy"), "tmax_scale")
         if not 0.0 <= self.boundary_fraction <= 1.0 or self.warmup_epochs < 0:
             raise StnetInputError(f"boundary_fraction must be in [0, 1] and warmup_epochs >= 0; got "
@@ -253,6 +267,8 @@ def _run_epoch(net, model, cohort, rows, cfg, device, optimizer, rank, world, pr
             batch = _shift_in_time(batch, cfg.time_shift_frames, channels_last)
         if optimizer is not None and (cfg.aif_shift_frames > 0 or cfg.aif_delay_frames > 0):
             batch = _shift_aif(batch, cfg.aif_shift_frames, net.config.dt_s, max_delay=cfg.aif_delay_frames)
+        if optimizer is not None and cfg.compile == "reduce-overhead" and device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()  # the previous step's graph outputs are no longer read
         with torch.set_grad_enabled(optimizer is not None):
             parts = _loss(net, model, batch, cfg, device)
         if optimizer is not None:
@@ -355,6 +371,8 @@ def fit(train: Cohort, val: Cohort, model_config: STNetConfig, cfg: TrainConfig,
     net, optimizer, state, common = _start(train, model_config, cfg, out_dir, resume, dev, rank, world)
     ids = [dev.index] if dev.type == "cuda" else None
     model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids) if world > 1 else net
+    if cfg.compile != "none":  # the training step only: `net` (validation, checkpoints) stays the plain module
+        model = torch.compile(model, mode=cfg.compile)
     train.to(dev), val.to(dev)
     val_rows = sample_epoch(val, stride=cfg.stride, ratio=cfg.ratio, rng=np.random.default_rng([cfg.seed, 2**31]),
                             random_offset=False)
