@@ -7,7 +7,8 @@
 #   bench/gpu.sh OUT_DIR [TRAIN_SECONDS=150] [JOBS=14]
 #
 # Uses $PYTHON (default python3) as it is: the machine's own torch. OUT_DIR gets machine.txt,
-# gpu.log (every step's output, with time stamps) and paper_learning_curve.csv.
+# gpu.log (every step's output, with time stamps), paper_learning_curve.csv and
+# paper_learning_curve_compiled.csv (the same training with --compile reduce-overhead).
 set -uo pipefail
 out=${1:?usage: bench/gpu.sh OUT_DIR [TRAIN_SECONDS] [JOBS]}
 train_seconds=${2:-150}
@@ -40,6 +41,13 @@ stamp train paper "(${train_seconds} s budget)"
 timeout --signal=INT "$train_seconds" $py -m stnet_lib.cli train --manifest "$data/data_manifest.csv" --profile paper \
   --out "$data/run" --device cuda --no-progress 2>&1 | tail -n 5 | tee -a "$out/gpu.log"
 cp "$data/run/learning_curve.csv" "$out/paper_learning_curve.csv"
+
+# the same budget with the step compiled (CUDA graphs; issue #17): the epochs' `seconds` of the two curves
+# are the before and after of one run (the first compiled epoch includes the compilation)
+stamp train paper compiled "(${train_seconds} s budget)"
+timeout --signal=INT "$train_seconds" $py -m stnet_lib.cli train --manifest "$data/data_manifest.csv" --profile paper \
+  --out "$data/run-compiled" --device cuda --no-progress --compile reduce-overhead 2>&1 | tail -n 5 | tee -a "$out/gpu.log"
+cp "$data/run-compiled/learning_curve.csv" "$out/paper_learning_curve_compiled.csv"
 
 sub="$data/sub-052"  # a validation subject: 256x256x20x50
 te=$($py -c "import pandas as pd; m = pd.read_csv('$data/data_manifest.csv'); print(m.set_index('subject_id').te_ms['sub-052'])")

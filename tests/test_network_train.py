@@ -330,6 +330,7 @@ def test_the_training_loss_follows_the_networks_outputs(manifest, outputs):
 
 
 @pytest.mark.slow  # torch.compile's first steps compile the network (about a minute on 2 cores)
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")  # raised inside torch.compile's import
 @pytest.mark.skipif(not any(map(__import__("shutil").which, ("cc", "gcc", "clang"))),
                     reason="torch.compile's CPU backend builds C++ kernels and this machine has no C compiler")
 def test_a_compiled_training_step_learns_and_saves_the_plain_network(manifest, tmp_path):
@@ -342,9 +343,11 @@ def test_a_compiled_training_step_learns_and_saves_the_plain_network(manifest, t
     weights = {name: load_checkpoint(path)["model"] for name, path in (("plain", plain), ("compiled", compiled))}
     assert weights["compiled"].keys() == weights["plain"].keys()
     STNet(STNetConfig.from_dict(load_checkpoint(compiled)["config"])).load_state_dict(weights["compiled"])
-    curves = {name: list(csv.DictReader(open(tmp_path / name / "learning_curve.csv"))) for name in weights}
+    curves = {name: list(csv.DictReader((tmp_path / name / "learning_curve.csv").read_text().splitlines()))
+              for name in weights}
     assert float(curves["compiled"][-1]["train_supervised"]) < float(curves["compiled"][0]["train_supervised"])
     val = {name: float(rows[-1]["val_loss"]) for name, rows in curves.items()}
+    print("validation loss after 3 epochs", val)
     assert val["compiled"] == pytest.approx(val["plain"], rel=0.25), val
     with pytest.raises(StnetInputError, match="compile"):
         TrainConfig(compile="max-speed")

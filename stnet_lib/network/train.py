@@ -129,7 +129,7 @@ class TrainConfig:
         the validation pass and the saved weights are the plain network's. The first steps pay the
         compilation (about a minute), and the last, shorter batch of an epoch compiles a second graph.
         Tested on the CPU (it learns, its checkpoint is the plain network's); the GPU speed-up has not
-        been measured yet.
+        been measured yet (docs/decisions/0080-compiled-training-step.md).
     """
 
     epochs: int = 400
