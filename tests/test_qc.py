@@ -91,3 +91,15 @@ def test_mismatched_inputs_are_refused(scan):
     with pytest.raises(StnetInputError, match="AIF curve"):
         plot_qc_page(scan["mean"], scan["maps"], {}, brain_mask=scan["brain"], time_s=scan["time_s"],
                      aif_curve=np.ones(3))
+
+
+def test_the_tmax_scale_reaches_below_zero_only_where_the_brain_does(scan):
+    def tmax_clim(figure):
+        return next(ax for ax in figure.axes if ax.get_title().startswith("Tmax [s], slice")).images[0].get_clim()
+
+    assert tmax_clim(draw(scan)) == (0, 12)  # the clinical viewers' range
+    maps = scan["maps"]
+    early = np.where(scan["brain"], maps.tmax - 3.4, np.nan)  # most of the brain 1.4 s before the AIF
+    figure = draw({**scan, "maps": PerfusionMaps(maps.cbv, maps.cbf, maps.mtt, early, method="stnet",
+                                                 params=maps.params)})
+    assert tmax_clim(figure) == (-2, 12)
