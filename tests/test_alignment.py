@@ -8,10 +8,11 @@ an arterial curve advanced by k frames deconvolves to the residue delayed by k f
 
 import numpy as np
 import pytest
+import torch
 from scipy.optimize import brentq
 
 from stnet_lib.network.alignment import (MIN_FRAMES_BEFORE_RISE, advance_curve, alignment_frames, arrival_lag_s,
-                                         arrival_reference, half_max_rise_s)
+                                         arrival_reference, half_max_rise_s, held_tail_frames)
 
 DT_S = 1.2
 
@@ -64,3 +65,24 @@ def test_the_aif_moves_only_earlier_only_short_of_the_median_and_keeps_its_rise(
     assert alignment_frames(0.6, reference, aif, DT_S) == 2  # 2.4 s short: two frames
     room = int(half_max_rise_s(aif, DT_S) // DT_S) - MIN_FRAMES_BEFORE_RISE
     assert alignment_frames(-30.0, reference, aif, DT_S) == room == 8
+
+
+def test_curves_without_a_rise_have_no_lag_and_move_nothing():
+    aif = _gamma(np.arange(50) * DT_S)
+    assert np.isnan(half_max_rise_s(np.full(50, np.nan), DT_S)) and np.isnan(half_max_rise_s(-aif, DT_S))
+    reference = arrival_reference([2.0, np.nan, 4.0])  # a subject without a lag is left out
+    assert reference["n_subjects"] == 2 and reference["lag_median_s"] == 3.0
+    assert arrival_reference([np.nan]) is None
+    assert alignment_frames(float("nan"), reference, aif, DT_S) == 0
+    assert alignment_frames(0.6, reference, aif, DT_S, max_frames=1) == 1  # the tail training held
+    assert held_tail_frames({"aif_shift_frames": 2, "time_shift_frames": 3}) == 5 and held_tail_frames(None) is None
+
+
+def test_the_lag_of_a_tensor_volume_is_the_arrays():
+    rng = np.random.default_rng(0)
+    aif = _gamma(np.arange(50) * DT_S).astype(np.float32)
+    volume = np.zeros((5, 4, 2, 50), np.float32)
+    brain = rng.uniform(size=(5, 4, 2)) > 0.3
+    volume[brain] = np.concatenate([np.zeros(2), aif[:-2]]) * rng.uniform(0.02, 0.08, (brain.sum(), 1))
+    assert arrival_lag_s(torch.from_numpy(volume), brain, aif, DT_S) == pytest.approx(
+        arrival_lag_s(volume, brain, aif, DT_S), abs=1e-9)

@@ -205,3 +205,24 @@ def test_a_checkpoint_from_before_outputs_existed_is_a_three_output_network(trai
     for name in ("cbv", "cbf", "mtt", "tmax"):
         np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
     assert train_module._same_config(old_config, STNetConfig.from_dict(payload["config"]))  # resumable
+
+
+def test_the_aif_alignment_moves_only_what_it_can_time_and_records_why(trained, tmp_path):
+    """Decision 0079's guards: a reference far above the scan's lag moves the AIF at most by the tail that
+    training held; a signal-ratio network (whose inputs fall during the bolus) is never aligned; and the
+    maps say which happened."""
+    payload = load_checkpoint(trained["checkpoint"])
+    scan = trained["scan"]
+    late = save_checkpoint({**payload, "arrival": {**payload["arrival"], "lag_median_s": 60.0}}, tmp_path / "late.pt")
+    capped = predict_maps(scan, late)
+    held = payload["train_config"]["aif_shift_frames"] + payload["train_config"]["time_shift_frames"]
+    assert capped.params["aif_alignment"] == "on" and capped.params["aif_advance_wanted_s"] > 30
+    assert capped.params["aif_advance_s"] == pytest.approx(held * payload["config"]["dt_s"])
+    as_found = predict_maps(scan, late, align_aif=False)
+    assert as_found.params["aif_alignment"] == "off" and as_found.params["aif_advance_s"] == 0
+    if held:  # Tmax is moved back by exactly the advance (the network saw the AIF that much earlier)
+        assert not np.allclose(capped.tmax[scan.brain_mask], as_found.tmax[scan.brain_mask])
+    config = {**payload["config"], "input_normalisation": "signal_ratio"}
+    ratio = predict_maps(scan, save_checkpoint({**payload, "config": config, "arrival": payload["arrival"]},
+                                               tmp_path / "ratio.pt"))
+    assert ratio.params["aif_alignment"] == "no arrival reference" and ratio.params["aif_advance_s"] == 0

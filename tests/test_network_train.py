@@ -116,11 +116,18 @@ def test_resume_is_bit_identical_on_the_cpu(manifest, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train_from_manifest(manifest, tmp_path / "cut", TINY_TRAIN, progress=False)
     monkeypatch.setattr(train_module, "_save_epoch", save)
+    # as a run begun before two settings existed wrote it: their defaults are the values it ran with
+    last = load_checkpoint(tmp_path / "cut" / "last.pt")
+    old = {k: v for k, v in last["train_config"].items() if k not in ("aif_delay_frames", "compile")}
+    train_module.save_checkpoint({**last, "train_config": old}, tmp_path / "cut" / "last.pt")
     train_from_manifest(manifest, tmp_path / "cut", TINY_TRAIN, resume=True, progress=False)
     whole, cut = _weights(tmp_path / "whole" / "last.pt"), _weights(tmp_path / "cut" / "last.pt")
     assert all(torch.equal(whole[k], cut[k]) for k in whole)
     with pytest.raises(StnetInputError, match="other settings"):
         train_from_manifest(manifest, tmp_path / "cut", TINY_TRAIN.__class__(lr=0.5), resume=True, progress=False)
+    with pytest.raises(StnetInputError, match="other settings"):  # a setting that came later, not at its default
+        train_from_manifest(manifest, tmp_path / "cut", dataclasses.replace(TINY_TRAIN, aif_delay_frames=1),
+                            resume=True, progress=False)
 
 
 def _torchrun(script: Path, *args, nproc: int = 2) -> subprocess.CompletedProcess:

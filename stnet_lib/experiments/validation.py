@@ -179,14 +179,17 @@ def alignment_sentence(maps) -> str:
     if "aif_advance_s" not in params:
         return ""
     lag, reference, advance = params["arrival_lag_s"], params.get("arrival_lag_reference_s"), params["aif_advance_s"]
-    if reference is None:
-        return f"ST-Net read the AIF as found: its checkpoint holds no arrival reference (brain arrival lag {lag:.2f} s)."
-    if advance == 0:
-        return (f"ST-Net read the AIF as found: the brain's mean rises {lag:.2f} s after it, not sooner than the "
-                f"training subjects' median {reference:.2f} s.")
-    return (f"ST-Net read the AIF {advance:g} s earlier and took {advance:g} s off its Tmax: the brain's mean rises "
-            f"{lag:.2f} s after the AIF found, against {reference:.2f} s in its training subjects (median; "
-            "`docs/decisions/0079-aif-alignment.md`).")
+    alignment, wanted = params.get("aif_alignment", "on"), params.get("aif_advance_wanted_s", advance)
+    if alignment != "on":
+        return f"ST-Net read the AIF as found (alignment {alignment})."
+    if lag is None:
+        return "ST-Net read the AIF as found: the brain's mean curve has no rise to time."
+    timing = (f"the brain's mean rises {lag:.2f} s after the AIF found, against {reference:.2f} s in its training "
+              "subjects (median; `docs/decisions/0079-aif-alignment.md`)")
+    if advance == 0 and wanted == 0:
+        return f"ST-Net read the AIF as found: {timing}."
+    limit = f" ({wanted:g} s wanted, limited by the AIF's own rise or the tail training held)" if wanted > advance else ""
+    return f"ST-Net read the AIF {advance:g} s earlier{limit} and took {advance:g} s off its Tmax: {timing}."
 
 
 def osipi_tmax_sentence(osipi: pd.DataFrame) -> str:
@@ -292,8 +295,7 @@ def generalisation_table(osipi: pd.DataFrame | None, agreement: pd.DataFrame | N
             cases = osipi[osipi["method"] == method]
             row.update(osipi_cbv_pass=f"{int(cases['cbv_pass'].sum())}/{len(cases)}",
                        osipi_cbf_pass=f"{int(cases['cbf_pass'].sum())}/{len(cases)}",
-                       osipi_tmax_abs_error_median_s=float(np.median(np.abs(cases["tmax"] - OSIPI_TMAX_S)))
-                       if len(cases) else float("nan"))
+                       osipi_tmax_abs_error_median_s=float((cases["tmax"] - OSIPI_TMAX_S).abs().median()))
         if agreement is not None:
             found = agreement.set_index("method").loc[method]
             row.update(real_cbv_pearson_eq4=found["cbv_pearson_eq4"],

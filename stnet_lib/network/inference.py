@@ -28,7 +28,7 @@ from ..device import resolve_device
 from ..curves import PreparedScan, attach_preparation
 from ..io import Scan
 from ..maps import PerfusionMaps, mtt_eq6
-from .alignment import advance_curve, alignment_frames, arrival_lag_s
+from .alignment import advance_curve, alignment_frames, arrival_lag_s, held_tail_frames, wanted_frames
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .inputs import scan_inputs
 from .patches import PatchTable
@@ -166,8 +166,11 @@ def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", 
     model = model.to(dev).to(memory_format=torch.channels_last_3d)
     table = PatchTable([inputs.volume], cfg.patch_size).to(dev)  # the series was padded on the device
     mc, calibration = mc_for_checkpoint(model, payload, mc_samples) if uncertainty else (None, None)
+    reference = payload.get("arrival") if cfg.input_normalisation == "concentration" else None  # alignment.py
     lag_s = arrival_lag_s(inputs.volume, inputs.brain_mask, inputs.aif_curve, cfg.dt_s)
-    advance = alignment_frames(lag_s, payload.get("arrival"), inputs.aif_curve, cfg.dt_s) if align_aif else 0
+    alignment = "on" if align_aif and reference else "off" if not align_aif else "no arrival reference"
+    advance = (alignment_frames(lag_s, reference, inputs.aif_curve, cfg.dt_s,
+                                max_frames=held_tail_frames(payload.get("train_config"))) if alignment == "on" else 0)
     aif_curve = torch.from_numpy(advance_curve(inputs.aif_curve, advance)).to(dev)
     voxels = inputs.brain_mask if region is None else inputs.brain_mask & np.asarray(region, dtype=bool)
     index = torch.from_numpy(np.argwhere(voxels)).to(dev)  # C order, as PerfusionMaps.scatter expects
@@ -190,8 +193,10 @@ def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", 
               "n_frames": cfg.n_frames, "dt_s": cfg.dt_s, "scan_tr_s": scan.tr_s,
               "scan_frames": int(scan.signal.shape[-1]), "tail_held_s": round(float(inputs.tail_held_s), 4),
               "baseline_frames": [inputs.baseline_frames.start, inputs.baseline_frames.stop],
-              "arrival_lag_s": round(lag_s, 3), "aif_advance_s": round(advance * cfg.dt_s, 4),
-              "arrival_lag_reference_s": (payload.get("arrival") or {}).get("lag_median_s"),
+              "aif_alignment": alignment, "arrival_lag_s": None if not np.isfinite(lag_s) else round(lag_s, 3),
+              "aif_advance_s": round(advance * cfg.dt_s, 4),
+              "aif_advance_wanted_s": round(wanted_frames(lag_s, reference, cfg.dt_s) * cfg.dt_s, 4),
+              "arrival_lag_reference_s": (reference or {}).get("lag_median_s"),
               "te_ms": scan.te_ms, "field_t": scan.field_t, "batch_size": batch_size, "device": str(dev),
               "precision": "bf16" if bf16 else "fp32",
               "trained_epoch": payload.get("epoch"), "outputs": list(cfg.outputs),

@@ -127,7 +127,8 @@ class TrainConfig:
         fusion) or ``"reduce-overhead"`` (also CUDA graphs on a GPU: a step of 512 samples is bound by
         its kernel launches and syncs, issue #17). Only the training forward and backward are compiled;
         the validation pass and the saved weights are the plain network's. The first steps pay the
-        compilation (about a minute), and the last, shorter batch of an epoch compiles a second graph.
+        compilation (about a minute); every step has one shape, so an epoch's short last batch (fewer
+        than ``batch_size`` samples, a different number each epoch) is left out.
         Tested on the CPU (it learns, its checkpoint is the plain network's); the GPU speed-up has not
         been measured yet (docs/decisions/0080-compiled-training-step.md).
     """
@@ -262,6 +263,8 @@ def _run_epoch(net, model, cohort, rows, cfg, device, optimizer, rank, world, pr
     channels_last = device.type == "cpu"  # see the module docstring
     bar = tqdm(total=len(rows), desc=desc, unit="vox", leave=False, disable=not progress or rank != 0)
     for part, n_global in _shards(rows, batch_size, rank, world):
+        if optimizer is not None and cfg.compile != "none" and n_global < batch_size:
+            continue  # a compiled step keeps one batch shape: the epoch's short last batch is left out
         batch = cohort.batch(part, channels_last)
         if optimizer is not None and cfg.time_shift_frames > 0:
             batch = _shift_in_time(batch, cfg.time_shift_frames, channels_last)
@@ -347,10 +350,12 @@ def _restore(path: Path, model: STNet, optimizer, cfg: TrainConfig, model_config
              rank: int = 0, world: int = 1) -> dict:
     payload = load_checkpoint(path)
     same = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _EXTENDABLE}
-    saved = {k: v for k, v in dict(payload.get("train_config", {})).items() if k not in _EXTENDABLE}
+    # a setting added since the run began counts at its default (the value the run had without it)
+    saved = {**dataclasses.asdict(TrainConfig()), **dict(payload.get("train_config", {}))}
+    saved = {k: v for k, v in saved.items() if k not in _EXTENDABLE}
     if saved != same or not _same_config(payload["config"], model_config):
         raise StnetInputError(f"{path} was written with other settings than this run's: resume with the same "
-                              "profile and options (only epochs and patience may change), or pass another --out")
+                              f"profile and options (only {', '.join(_EXTENDABLE)} may change), or pass another --out")
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     _restore_rng(payload["rng"], cfg, int(payload["epoch"]), rank, world, device)
@@ -372,6 +377,9 @@ def fit(train: Cohort, val: Cohort, model_config: STNetConfig, cfg: TrainConfig,
     ids = [dev.index] if dev.type == "cuda" else None
     model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids) if world > 1 else net
     if cfg.compile != "none":  # the training step only: `net` (validation, checkpoints) stays the plain module
+        if world > 1 and cfg.compile == "reduce-overhead":
+            log.warning("--compile reduce-overhead (CUDA graphs) has not been tried with DistributedDataParallel "
+                        "(docs/decisions/0080-compiled-training-step.md)")
         model = torch.compile(model, mode=cfg.compile)
     train.to(dev), val.to(dev)
     val_rows = sample_epoch(val, stride=cfg.stride, ratio=cfg.ratio, rng=np.random.default_rng([cfg.seed, 2**31]),
@@ -434,8 +442,9 @@ def _start(train: Cohort, model_config: STNetConfig, cfg: TrainConfig, out_dir: 
         log.info("resuming %s after epoch %d", out_dir, state["epoch"])
     else:
         _check_fresh(out_dir, resume)
+    arrival = arrival_reference(train.arrival_lag_s) if model_config.input_normalisation == "concentration" else None
     common = {"model_config": model_config.to_dict(), "train_config": dataclasses.asdict(cfg),
-              "arrival": arrival_reference(train.arrival_lag_s)}  # for inference's AIF alignment
+              "arrival": arrival}  # for inference's AIF alignment (timed on concentration inputs only)
     return net, optimizer, state, common
 
 
