@@ -63,6 +63,8 @@ class DicomSeries:
 def _read_header(path: Path):
     import pydicom
 
+    quiet = logging.getLogger("pydicom")  # it also logs its guesses ("Expected implicit VR, but found explicit
+    level, quiet.level = quiet.level, logging.ERROR  # VR"): a refused folder must still be one line
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns about odd values in non-conformant files
@@ -70,6 +72,8 @@ def _read_header(path: Path):
         uid = dataset.get("SeriesInstanceUID")
     except Exception:  # noqa: BLE001  (pydicom raises many types on non-DICOM or corrupt files)
         return None
+    finally:
+        quiet.setLevel(level)
     return dataset if isinstance(uid, str) and uid.strip() else None
 
 

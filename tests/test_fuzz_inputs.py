@@ -81,11 +81,18 @@ def _train(manifest):
     return ["train", "--manifest", str(manifest), "--device", "cpu", "--no-progress", "--epochs", "1"]
 
 
+#: Seeds of the corrupt DICOM payloads. Seed 170's bytes make pydicom log "Expected implicit VR, but found
+#: explicit VR", which reached stderr beside the error line when the payloads were os.urandom (a CI run
+#: failed on 2026-12-08); the others make it log nothing.
+CORRUPT_DICOM_SEEDS = (170, 0, 1, 2, 3)
+
+
 def _corrupt_dicom(base, folder):
     folder = folder / "dicom"
     folder.mkdir()
-    for index in range(5):
-        (folder / f"IM{index}.dcm").write_bytes(b"\0" * 128 + b"DICM" + os.urandom(300))
+    for index, seed in enumerate(CORRUPT_DICOM_SEEDS):
+        payload = np.random.default_rng(seed).bytes(300)
+        (folder / f"IM{index}.dcm").write_bytes(b"\0" * 128 + b"DICM" + payload)
     return folder
 
 
