@@ -143,7 +143,7 @@ def test_a_failing_notebook_is_named_and_earlier_reports_stay(tmp_path, monkeypa
     broken = tmp_path / "notebooks"
     broken.mkdir()
     source = json.loads((NOTEBOOKS_DIR / "validation.ipynb").read_text())
-    source["cells"].insert(3, {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+    source["cells"].insert(2, {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
                                "id": "boom", "source": "raise ValueError('boom')"})
     (broken / "validation.ipynb").write_text(json.dumps(source))
     monkeypatch.setattr("stnet_lib.report.NOTEBOOKS_DIR", broken)
