@@ -165,6 +165,9 @@ def _figures():
         "timing": lambda: plotting.plot_timing(timing),
         "noise_study": lambda: plotting.plot_noise_study(noise),
         "osipi": lambda: plotting.plot_osipi(osipi),
+        "osipi_tmax_by_delay": lambda: plotting.plot_tmax_by_delay(pd.DataFrame(
+            {"method": ["stnet"] * 3 + ["osvd"] * 3, "truth_s": [0.0, -1.0, -2.0] * 2,
+             "median_tmax_s": [0.2, -0.8, -1.8, 1.4, 0.5, -0.6], "median_abs_error_s": 0.2, "cases": 14})),
         "cohort_subject": lambda: cohort_plots.plot_subject(_fake_subject(rng)),
         "cohort_region_curves": lambda: cohort_plots.plot_region_curves(_fake_region_curves(time_s)),
         "cohort_distributions": lambda: cohort_plots.plot_cohort_distributions(_fake_cohort_manifest(rng)),

@@ -29,7 +29,8 @@ EXPECTED = {
              "fig3_outputs.png"],
     "timing": ["timing.md", "timing.csv", "timing.png"],
     "validation": ["validation.md", "validation_osipi.csv", "validation_real_dsc.csv", "validation_real_dsc_maps.png",
-                   "validation_real_dsc_aif.png", "validation_real_dsc_agreement.csv", "validation_generalisation.md"],
+                   "validation_real_dsc_aif.png", "validation_real_dsc_agreement.csv", "validation_generalisation.md",
+                   "validation_osipi_tmax_delay.csv", "validation_osipi_tmax_delay.png"],
 }
 
 

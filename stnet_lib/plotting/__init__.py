@@ -9,7 +9,7 @@ one that also says on which data.
 from .maps import (plot_curves, plot_hypoperfusion, plot_map_grid, plot_method_comparison, plot_residual_grid,
                    plot_voxel_explorer)
 from .results import (plot_ablation, plot_learning_curve, plot_metric_boxes, plot_noise_study, plot_osipi,
-                      plot_output_ablation, plot_segmentation_boxes, plot_timing)
+                      plot_output_ablation, plot_segmentation_boxes, plot_timing, plot_tmax_by_delay)
 from ._style import (AXIS_LABELS, DISPLAY_RANGES, MAP_LABELS, METHOD_COLOURS, METRIC_LABELS, REGION_LABELS,
                      map_label)
 
@@ -17,4 +17,4 @@ __all__ = ["plot_map_grid", "plot_curves", "DISPLAY_RANGES", "METHOD_COLOURS", "
            "REGION_LABELS", "AXIS_LABELS", "map_label", "plot_residual_grid", "plot_hypoperfusion",
            "plot_metric_boxes", "plot_segmentation_boxes", "plot_learning_curve", "plot_ablation",
            "plot_output_ablation", "plot_timing", "plot_method_comparison", "plot_voxel_explorer",
-           "plot_noise_study", "plot_osipi"]
+           "plot_noise_study", "plot_osipi", "plot_tmax_by_delay"]
