@@ -143,7 +143,7 @@ def osipi_tmax_by_delay(methods, delays_s=OSIPI_AIF_DELAYS_S, csv_path: Path = O
             centre = (scan.brain_mask.shape[0] // 2, scan.brain_mask.shape[0] // 2, 0)
             for method in methods:
                 tmax = float(compute_maps(scan, method, **options.get(method, {})).tmax[centre])
-                rows.append({"case": case.label, "method": method, "delay_s": float(delay), "truth_s": -float(delay),
+                rows.append({"case": case.label, "method": method, "delay_s": float(delay), "truth_s": 0.0 - float(delay),
                              "tmax": tmax, "error_s": tmax + float(delay)})
     return pd.DataFrame(rows)
 
