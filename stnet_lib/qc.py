@@ -135,17 +135,6 @@ def _check(mean_image: NDArray, maps: PerfusionMaps, brain_mask, time_s, curves)
                                   f"expected {np.shape(time_s)} like time_s")
 
 
-def _tmax_style(tmax, brain: np.ndarray) -> dict:
-    """The clinical Tmax scale (0–12 s), reaching down to the brain's 2nd percentile where that is below 0:
-    a tissue that peaks before the AIF found (decision 0079) shows as such, not as 0 s."""
-    style = _map_style("tmax")
-    values = np.asarray(tmax, float)[brain]
-    low = np.nanpercentile(values, 2) if np.isfinite(values).any() else 0.0
-    if low < style["vmin"]:
-        style["vmin"] = float(np.floor(low))
-    return style
-
-
 def plot_qc_page(mean_image: NDArray, maps: PerfusionMaps, summary: dict, *, brain_mask: NDArray, time_s: NDArray,
                  aif_curve: NDArray | None = None, vof_curve: NDArray | None = None,
                  brain_curve: NDArray | None = None, aif_mask: NDArray | None = None,
@@ -203,8 +192,8 @@ def plot_qc_page(mean_image: NDArray, maps: PerfusionMaps, summary: dict, *, bra
                     family="monospace", transform=axes[0, 3].transAxes)
     axes[0, 3].set_title(f"summary ({maps.method})", fontsize=9)
     for ax, name in zip(axes[1], MAP_NAMES):
-        style = _map_style(name) if name != "tmax" else _tmax_style(maps.tmax, brain)
-        _show(ax, np.asarray(getattr(maps, name))[:, :, map_z], map_label(name), **style)
+        volume = np.asarray(getattr(maps, name))
+        _show(ax, volume[:, :, map_z], map_label(name), **_map_style(name, volume[brain]))
         ax.set_title(f"{map_label(name)}, slice {map_z}", fontsize=8)
     if sds:
         for ax, name in zip(axes[2], MAP_NAMES):

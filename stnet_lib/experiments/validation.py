@@ -98,6 +98,11 @@ def osipi_case_scan(c_tissue_mM: np.ndarray, c_aif_mM: np.ndarray, tr_s: float, 
     return Scan(signal, affine, None, te_ms, float(tr_s), aif, brain, field_t=field_t)
 
 
+def _slab_centre(scan: Scan) -> tuple[int, int, int]:
+    """The middle voxel of :func:`osipi_case_scan`'s uniform tissue slab (its patch is all tissue)."""
+    return scan.brain_mask.shape[0] // 2, scan.brain_mask.shape[0] // 2, 0
+
+
 def osipi_signal_results(methods, csv_path: Path = OSIPI_CSV, **options) -> pd.DataFrame:
     """:func:`osipi_results` for methods that read a series (ST-Net; any method through the signal path).
 
@@ -110,7 +115,7 @@ def osipi_signal_results(methods, csv_path: Path = OSIPI_CSV, **options) -> pd.D
     rows = []
     for case, c_tissue, c_aif in _osipi_cases(csv_path):
         scan = osipi_case_scan(c_tissue, c_aif, case.tr)
-        centre = (scan.brain_mask.shape[0] // 2, scan.brain_mask.shape[0] // 2, 0)  # the slab's middle voxel
+        centre = _slab_centre(scan)
         for method in methods:
             if method == "stnet":
                 maps, scale = compute_maps(scan, method, **options.get(method, {})), RHO_G_PER_ML / K_H
@@ -140,7 +145,7 @@ def osipi_tmax_by_delay(methods, delays_s=OSIPI_AIF_DELAYS_S, csv_path: Path = O
         time_s = np.arange(len(c_aif)) * case.tr
         for delay in delays_s:
             scan = osipi_case_scan(c_tissue, np.interp(time_s - delay, time_s, c_aif, left=0.0), case.tr)
-            centre = (scan.brain_mask.shape[0] // 2, scan.brain_mask.shape[0] // 2, 0)
+            centre = _slab_centre(scan)
             for method in methods:
                 tmax = float(compute_maps(scan, method, **options.get(method, {})).tmax[centre])
                 rows.append({"case": case.label, "method": method, "delay_s": float(delay), "truth_s": 0.0 - float(delay),

@@ -168,7 +168,10 @@ def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", 
     mc, calibration = mc_for_checkpoint(model, payload, mc_samples) if uncertainty else (None, None)
     reference = payload.get("arrival") if cfg.input_normalisation == "concentration" else None  # alignment.py
     lag_s = arrival_lag_s(inputs.volume, inputs.brain_mask, inputs.aif_curve, cfg.dt_s)
-    alignment = "on" if align_aif and reference else "off" if not align_aif else "no arrival reference"
+    if not align_aif:
+        alignment = "off"
+    else:
+        alignment = "on" if reference else "no arrival reference"
     advance = (alignment_frames(lag_s, reference, inputs.aif_curve, cfg.dt_s,
                                 max_frames=held_tail_frames(payload.get("train_config"))) if alignment == "on" else 0)
     aif_curve = torch.from_numpy(advance_curve(inputs.aif_curve, advance)).to(dev)

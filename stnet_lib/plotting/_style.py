@@ -50,8 +50,14 @@ def _show(ax, image, label: str, **style):
     return shown
 
 
-def _map_style(name: str) -> dict:
+def _map_style(name: str, values=None) -> dict:
+    """The map's clinical colour scale; given the shown ``values``, its lower end reaches down to their
+    2nd percentile where that is below it (a Tmax below 0 s, decision 0079, shows as such, not as 0 s)."""
     low, high = DISPLAY_RANGES.get(name, (None, None))
+    if values is not None and low is not None:
+        values = np.asarray(values, dtype=float)
+        floor = np.nanpercentile(values, 2) if np.isfinite(values).any() else low
+        low = min(low, float(np.floor(floor)))
     return {"cmap": "viridis" if name == "tmax" else "magma", "vmin": low, "vmax": high}
 
 
