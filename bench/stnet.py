@@ -6,7 +6,9 @@ Inference, the network alone, naive and fast **at the same batch** (``--batch``,
 CPU's 256): naive = what a first implementation does, every patch of the brain unfolded into
 memory at once (n_vox × 49 × T floats), contiguous tensors, fp32; fast = patches gathered on the
 fly from the padded series (``PatchTable``), channels-last 3-D, and bf16 autocast where the
-device computes bf16 natively (``network/precision.py``); "fast fp32" separates the two gains.
+device computes bf16 natively (``network/precision.py``); "fast fp32" separates the two gains. The
+bf16 path is timed with the series stored in fp32 and cast by autocast per batch (before) and stored
+in bf16 (now; ``docs/decisions/0081-one-gather-in-the-networks-dtype.md``), with the gather alone.
 The whole call: ``compute_maps(scan, "stnet")`` on issue #17's synthetic subject (64×64×10 voxels
 of the quick grid's 3.6×3.6×8 mm, which has 6 slices since issue #16; ~15,700 brain voxels, 50 frames; the scan loaded, the weights in memory, after one warm-up
 call), the default (batch 256, ``precision="auto"``) beside the previous default (batch 2,048,
@@ -20,7 +22,9 @@ with the process at high priority because other jobs shared the machine (absolut
 from a loaded machine, ratios from one run; 2026-12-07): the whole call 4,530 voxels/s before
 (fp32, batch 2,048) → 7,620 (fp32, batch 256) → 11,470 (bf16, batch 256); the network alone
 at batch 256 fp32 8,040, bf16 14,690. Why and what bf16 changes in the maps:
-``docs/decisions/0057-cpu-inference-bf16.md``.
+``docs/decisions/0057-cpu-inference-bf16.md``. 2026-12-08, quiet machine: network alone at batch 256
+fp32 6,640, bf16 with an fp32 series 10,330, with a bf16 series 10,700 (the gather alone 2.6× faster,
+about 1 % of a batch); the whole call 4,340 (fp32, batch 2,048) → 11,500 voxels/s (default).
 
 Layouts tried for GPU inference (H100, bf16, batch 16,384, the network alone; 2026-11-24):
 default 716k voxels/s, channels-last 3-D 913k (adopted), the spatial encoder as 2-D convolutions
@@ -72,27 +76,38 @@ def _naive_patches(volume, brain):
 
 
 def bench_inference(device, seconds, rng, batch):
-    """Network alone at one batch size: naive, fast in fp32, fast (bf16 where native) [voxels/s]."""
+    """Network alone at one batch size [voxels/s]: naive; fast in fp32; fast (bf16 where native) with the
+    series stored in fp32 (autocast casts each gathered batch: the previous path) and in the network's dtype
+    (one gather, half the bytes: ``PatchTable.to(dtype=...)``); and the gather alone, both ways."""
     volume, brain = _volume((64, 64, 4), rng)
     model = STNet(STNetConfig(n_frames=T)).eval().to(device)
     reference = torch.rand(batch, 2, T, device=device)
     naive = _naive_patches(volume, brain).to(device)
     with torch.inference_mode():
         naive_rate = _rate(lambda: model(naive[:batch], reference), batch, seconds)
-    table = PatchTable([torch.from_numpy(volume)]).to(device)
+    bf16 = use_bf16("auto", device)
+    fp32_table = PatchTable([torch.from_numpy(volume)]).to(device)
+    own_table = PatchTable([torch.from_numpy(volume)]).to(device, torch.bfloat16 if bf16 else None)
     coords = torch.from_numpy(np.argwhere(brain)[:batch]).to(device)
     subject = torch.zeros(len(coords), dtype=torch.long, device=device)
     fast_model = model.to(memory_format=torch.channels_last_3d)
 
-    def fast(bf16):
-        patches = table.gather(subject, coords).contiguous(memory_format=torch.channels_last_3d)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    def fast(table, autocast):
+        patches = table.gather(subject, coords)  # one channel: contiguous is channels-last too
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             fast_model(patches, reference)
 
+    def gather(table):
+        patches = table.gather(subject, coords)
+        return patches.to(torch.bfloat16) if bf16 else patches  # what autocast does to an fp32 batch
+
     with torch.inference_mode():
-        fp32_rate = _rate(lambda: fast(False), len(coords), seconds)
-        fast_rate = _rate(lambda: fast(use_bf16("auto", device)), len(coords), seconds)
-    return naive_rate, fp32_rate, fast_rate, naive.numel() * 4 / 2**20
+        rates = {"fp32": _rate(lambda: fast(fp32_table, False), len(coords), seconds),
+                 "cast": _rate(lambda: fast(fp32_table, bf16), len(coords), seconds),
+                 "own": _rate(lambda: fast(own_table, bf16), len(coords), seconds),
+                 "gather cast": _rate(lambda: gather(fp32_table), len(coords), seconds / 2),
+                 "gather own": _rate(lambda: gather(own_table), len(coords), seconds / 2)}
+    return naive_rate, rates, naive.numel() * 4 / 2**20
 
 
 def quick_size_scan(shape=(64, 64, 10), n_frames=T, tr_s=1.5, te_ms=30.0, seed=0) -> Scan:
@@ -151,7 +166,8 @@ def bench_training(device, seconds, rng):
         if optimised and device.type == "cpu":  # on a GPU it slows training (network/train.py)
             model = model.to(memory_format=torch.channels_last_3d)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-        table = PatchTable([torch.from_numpy(volume)]).to(device)
+        gpu_bf16 = optimised and device.type == "cuda"  # as network/train.py: series in bf16 under autocast
+        table = PatchTable([torch.from_numpy(volume)]).to(device, torch.bfloat16 if gpu_bf16 else None)
         naive = None if optimised else _naive_patches(volume, brain)
         coords = torch.from_numpy(np.argwhere(brain)).to(device)
         reference, target = torch.rand(512, 2, T, device=device), torch.rand(512, 3, device=device)
@@ -159,12 +175,10 @@ def bench_training(device, seconds, rng):
         def step():
             rows = torch.randint(0, len(coords), (512,), device=device)
             if optimised:
-                patches = table.gather(torch.zeros_like(rows), coords[rows])
-                if device.type == "cpu":
-                    patches = patches.contiguous(memory_format=torch.channels_last_3d)
+                patches = table.gather(torch.zeros_like(rows), coords[rows])  # one channel: channels-last as is
             else:
                 patches = naive[rows.cpu()].to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=optimised and device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=gpu_bf16):
                 loss = (model(patches, reference) - target).abs().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -211,12 +225,17 @@ def main() -> None:
     batch = args.batch or DEFAULT_BATCH.get(device.type, 2048)
     rng = np.random.default_rng(0)
     print(f"ST-Net throughput on {device} ({torch.get_num_threads()} threads), T = {T}")
-    naive, fp32, fast, naive_mib = bench_inference(device, args.seconds, rng, batch)
+    naive, rates, naive_mib = bench_inference(device, args.seconds, rng, batch)
+    dtype = "bf16" if use_bf16("auto", device) else "fp32"
     print(f"inference  naive (all patches unfolded, {naive_mib:.0f} MiB, fp32; batch {batch}): {naive:8.0f} voxels/s")
-    print(f"inference  fast, fp32 (on-the-fly gather, channels-last; batch {batch}):  {fp32:8.0f} voxels/s  "
-          f"({fp32 / naive:.2f}x)")
-    print(f"inference  fast ({'bf16' if use_bf16('auto', device) else 'fp32'}; batch {batch}):          "
-          f"{fast:8.0f} voxels/s  ({fast / naive:.2f}x)")
+    print(f"inference  fast, fp32 (on-the-fly gather, channels-last; batch {batch}):  {rates['fp32']:8.0f} voxels/s  "
+          f"({rates['fp32'] / naive:.2f}x)")
+    print(f"inference  fast ({dtype}), series in fp32, cast per batch (before):  {rates['cast']:8.0f} voxels/s  "
+          f"({rates['cast'] / naive:.2f}x)")
+    print(f"inference  fast ({dtype}), series in {dtype} (default):               {rates['own']:8.0f} voxels/s  "
+          f"({rates['own'] / naive:.2f}x; {rates['own'] / rates['cast']:.2f}x the cast)")
+    print(f"gather     batch of {batch} patches to {dtype}: fp32 gather + cast {rates['gather cast']:10.0f} voxels/s, "
+          f"{dtype} gather {rates['gather own']:10.0f} voxels/s ({rates['gather own'] / rates['gather cast']:.2f}x)")
     if device.type == "cpu":
         rows, n_vox = bench_whole_call()
         for name, (seconds, inputs_s, network_s) in rows.items():

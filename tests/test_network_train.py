@@ -219,7 +219,7 @@ def test_time_shift_moves_patch_and_arterial_curve_together():
     torch.manual_seed(0)
     ramp = torch.arange(6.0)
     batch = {"patches": ramp.expand(3, 1, 7, 7, 6).clone(), "reference": ramp.expand(3, 2, 6).clone(), "other": 1}
-    out = train_module._shift_in_time(batch, 2, channels_last=False)
+    out = train_module._shift_in_time(batch, 2)
     shift = out["patches"][:, 0, 3, 3, 2] - 2  # frame 2 now holds frame 2 + shift
     for n in range(3):
         expected = (ramp + shift[n]).clamp(0, 5)

@@ -93,20 +93,22 @@ class Cohort:
     def __len__(self) -> int:
         return len(self.subject)
 
-    def to(self, device) -> Cohort:
-        """Move every tensor to ``device`` (in place; returns self)."""
-        self.table.to(device)
+    def to(self, device, table_dtype: torch.dtype | None = None) -> Cohort:
+        """Move every tensor to ``device`` (in place; returns self); ``table_dtype``: :meth:`PatchTable.to`'s."""
+        self.table.to(device, table_dtype)
         for name in ("subject", "coords", "targets", "baseline", "tissue_integral", "aif_curves",
                      "aif_integral_mM_s", "k_av"):
             setattr(self, name, getattr(self, name).to(device))
         return self
 
-    def batch(self, rows: torch.Tensor, channels_last: bool = False) -> dict[str, torch.Tensor]:
-        """Network inputs and loss terms of the voxel rows ``rows`` (long, (B,))."""
+    def batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Network inputs and loss terms of the voxel rows ``rows`` (long, (B,)).
+
+        The patches (B, 1, 7, 7, T) are contiguous, which with one channel is also the channels-last
+        3-D layout: a channels-last network reads them without a copy.
+        """
         subject, coords = self.subject[rows], self.coords[rows]
         patches = self.table.gather(subject, coords)  # (B, 1, 7, 7, T)
-        if channels_last:
-            patches = patches.contiguous(memory_format=torch.channels_last_3d)
         n_frames = patches.shape[-1]
         reference = torch.stack(
             [self.baseline[rows].unsqueeze(-1).expand(-1, n_frames), self.aif_curves[subject]], dim=1

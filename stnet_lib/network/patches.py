@@ -57,10 +57,18 @@ class PatchTable:
         d = torch.arange(size, dtype=torch.long)
         self._dx, self._dy = d.view(1, size, 1), d.view(1, 1, size)
 
-    def to(self, device: torch.device | str) -> PatchTable:
-        """Move the table to ``device`` (in place; returns self)."""
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> PatchTable:
+        """Move the table to ``device`` (in place; returns self); ``dtype``: store the series in it.
+
+        ``torch.bfloat16`` where the network runs under bf16 autocast: its first convolution rounds
+        its input to bf16 anyway, so the outputs are bit-identical, and a batch is then one gather
+        of half the bytes instead of an fp32 gather and autocast's bf16 copy of it (the table, the
+        whole cohort when training on a GPU, also takes half the memory).
+        """
         for name in ("rows", "offsets", "strides", "_dx", "_dy"):
             setattr(self, name, getattr(self, name).to(device))
+        if dtype is not None:
+            self.rows = self.rows.to(dtype)
         return self
 
     def gather(self, subject: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

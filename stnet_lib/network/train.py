@@ -15,8 +15,9 @@
   broadcasts rank 0's); dropout masks and the time-shift augmentations then draw from a stream
   seeded by ``SeedSequence([seed, rank])``, one per process, so that the processes of a
   distributed run do not draw identical masks and shifts for their different samples.
-* CUDA: bf16 autocast, cohort kept on the device. CPU: channels-last 3-D memory format (about
-  2× faster, same numbers; on an H100 it slowed training from ~59k to ~43k samples/s, so the
+* CUDA: bf16 autocast, cohort kept on the device, its series in bf16 (the first convolution
+  rounds it so anyway: docs/decisions/0081-one-gather-in-the-networks-dtype.md).
+  CPU: channels-last 3-D memory format (about 2× faster, same numbers; on an H100 it slowed training from ~59k to ~43k samples/s, so the
   GPU keeps the default layout, while inference gains from it there: ``inference.py``).
   Distributed: launched by ``torchrun``, one process per device,
   DistributedDataParallel (NCCL on GPUs, gloo on CPUs); each process takes an equal share of
@@ -217,16 +218,14 @@ def _loss(net: STNet, model, batch: dict, cfg: TrainConfig, device: torch.device
     )
 
 
-def _shift_in_time(batch: dict, max_shift: int, channels_last: bool) -> dict:
+def _shift_in_time(batch: dict, max_shift: int) -> dict:
     """Shift each sample's patch (B, 1, 7, 7, T) and reference curves (B, 2, T) by one random
     whole number of frames in [−max_shift, max_shift] (torch RNG; edge frames held)."""
     patches, reference = batch["patches"], batch["reference"]
     n, n_frames = patches.shape[0], patches.shape[-1]
     shift = torch.randint(-max_shift, max_shift + 1, (n, 1), device=patches.device)
     index = (torch.arange(n_frames, device=patches.device) + shift).clamp(0, n_frames - 1)  # (B, T)
-    shifted = patches.gather(-1, index.view(n, 1, 1, 1, n_frames).expand_as(patches))
-    if channels_last:
-        shifted = shifted.contiguous(memory_format=torch.channels_last_3d)
+    shifted = patches.gather(-1, index.view(n, 1, 1, 1, n_frames).expand_as(patches))  # contiguous: channels-last too
     return {**batch, "patches": shifted, "reference": reference.gather(-1, index.unsqueeze(1).expand_as(reference))}
 
 
@@ -260,14 +259,13 @@ def _run_epoch(net, model, cohort, rows, cfg, device, optimizer, rank, world, pr
     batch_size = cfg.batch_size if optimizer is not None else cfg.eval_batch_size
     rows = torch.from_numpy(rows).to(device)  # the epoch's order, uploaded once (not one copy per step)
     model.train(optimizer is not None)
-    channels_last = device.type == "cpu"  # see the module docstring
     bar = tqdm(total=len(rows), desc=desc, unit="vox", leave=False, disable=not progress or rank != 0)
     for part, n_global in _shards(rows, batch_size, rank, world):
         if optimizer is not None and cfg.compile != "none" and n_global < batch_size:
             continue  # a compiled step keeps one batch shape: the epoch's short last batch is left out
-        batch = cohort.batch(part, channels_last)
+        batch = cohort.batch(part)
         if optimizer is not None and cfg.time_shift_frames > 0:
-            batch = _shift_in_time(batch, cfg.time_shift_frames, channels_last)
+            batch = _shift_in_time(batch, cfg.time_shift_frames)
         if optimizer is not None and (cfg.aif_shift_frames > 0 or cfg.aif_delay_frames > 0):
             batch = _shift_aif(batch, cfg.aif_shift_frames, net.config.dt_s, max_delay=cfg.aif_delay_frames)
         if optimizer is not None and cfg.compile == "reduce-overhead" and device.type == "cuda":
@@ -381,7 +379,8 @@ def fit(train: Cohort, val: Cohort, model_config: STNetConfig, cfg: TrainConfig,
             log.warning("--compile reduce-overhead (CUDA graphs) has not been tried with DistributedDataParallel "
                         "(docs/decisions/0080-compiled-training-step.md)")
         model = torch.compile(model, mode=cfg.compile)
-    train.to(dev), val.to(dev)
+    table_dtype = torch.bfloat16 if dev.type == "cuda" else None  # _loss's autocast rounds the patches so anyway
+    train.to(dev, table_dtype), val.to(dev, table_dtype)
     val_rows = sample_epoch(val, stride=cfg.stride, ratio=cfg.ratio, rng=np.random.default_rng([cfg.seed, 2**31]),
                             random_offset=False)
     for epoch in range(state["epoch"] + 1, cfg.epochs):
