@@ -17,8 +17,9 @@
   distributed run do not draw identical masks and shifts for their different samples.
 * CUDA: bf16 autocast, cohort kept on the device, its series in bf16 (the first convolution
   rounds it so anyway: docs/decisions/0081-one-gather-in-the-networks-dtype.md).
-  CPU: channels-last 3-D memory format (about 2× faster, same numbers; on an H100 it slowed training from ~59k to ~43k samples/s, so the
-  GPU keeps the default layout, while inference gains from it there: ``inference.py``).
+  CPU: channels-last 3-D memory format (about 2× faster, same numbers; on an H100 it slowed
+  training from ~59k to ~43k samples/s, so the GPU keeps the default layout, while inference
+  gains from it there: ``inference.py``).
   Distributed: launched by ``torchrun``, one process per device,
   DistributedDataParallel (NCCL on GPUs, gloo on CPUs); each process takes an equal share of
   every global batch and its loss is scaled so that the averaged gradient equals the
