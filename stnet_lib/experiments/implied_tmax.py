@@ -134,6 +134,6 @@ def osipi_implied_tmax(cases, delays_s=(0.0, 1.0, 2.0, 3.0)) -> pd.DataFrame:
         for delay in delays_s:
             moved = np.interp(time_s - delay, time_s, c_aif, left=0.0)
             implied = implied_tmax_s(c_tissue, moved, case.tr, mtt_s)
-            rows.append({"case": case.label, "mtt_s": mtt_s, "delay_s": float(delay), "truth_s": -float(delay),
+            rows.append({"case": case.label, "mtt_s": mtt_s, "delay_s": float(delay), "truth_s": 0.0 - float(delay),
                          "implied_tmax_s": implied, "error_s": implied + float(delay)})
     return pd.DataFrame(rows)

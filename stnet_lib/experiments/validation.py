@@ -29,13 +29,15 @@ from ..metrics.correlation import pcc, scc
 from ..paths import SHARED_DATA_DIR
 from ..pipeline import compute_maps, scan_concentrations
 from ..signal import concentration_to_delta_r2, delta_r2_to_signal
+from .implied_tmax import osipi_implied_tmax, tmax_consistency
 
 __all__ = ["OSIPI_CSV", "REAL_DSC", "TYPICAL_TE_MS", "PHYSIOLOGICAL_RANGES", "OSIPI_SIGNAL", "osipi_results",
            "osipi_case_scan", "osipi_signal_results", "real_scan", "real_scan_summary",
            "real_scan_aif_figure", "real_scan_sentence", "real_scan_agreement", "area_ratio_cbv",
            "span_read_s", "eq4_window_ceiling", "generalisation_table", "OSIPI_TMAX_S",
            "alignment_sentence", "osipi_tmax_sentence", "OSIPI_AIF_DELAYS_S", "osipi_tmax_by_delay",
-           "osipi_tmax_by_delay_summary"]
+           "osipi_tmax_by_delay_summary", "real_scan_tmax_consistency", "osipi_implied_tmax_summary",
+           "tmax_consistency_sentence"]
 
 OSIPI_CSV = SHARED_DATA_DIR / "osipi_dsc" / "dsc_data.csv"
 REAL_DSC = SHARED_DATA_DIR / "real_dsc" / "moyamoya_cerebellum_dsc.nii.gz"
@@ -250,6 +252,34 @@ def area_ratio_cbv(scan: Scan, found, span_s: float | None = None) -> np.ndarray
     return _eq4_cbv(scan, _found_concentrations(scan, found), span_s)
 
 
+def real_scan_tmax_consistency(scan: Scan, maps: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each method's Tmax on the real slice beside the Tmax its own MTT implies (:mod:`.implied_tmax`,
+    decision 0082), with the AIF every method used (``maps["osvd"]``'s); and the brain mean's trade-off."""
+    conc = _found_concentrations(scan, maps["osvd"])
+    return tmax_consistency(conc.c_tissue, conc.c_aif, scan.tr_s, scan.brain_mask, maps)
+
+
+def osipi_implied_tmax_summary(csv_path: Path = OSIPI_CSV, delays_s=(0.0, 1.0, 2.0, 3.0)) -> pd.DataFrame:
+    """The implied-Tmax check's error on OSIPI's cases at their true MTT, per true Tmax [s]: median, min, max."""
+    table = osipi_implied_tmax(_osipi_cases(csv_path), delays_s)
+    return (table.groupby("truth_s", sort=False)["error_s"]
+            .agg(median_error_s="median", min_error_s="min", max_error_s="max", cases="size").reset_index())
+
+
+def tmax_consistency_sentence(consistency: pd.DataFrame, osipi_check: pd.DataFrame | None = None) -> str:
+    """One sentence for the report: the Tmax the curves imply at each method's MTT, and how much later each reads."""
+    table = consistency.set_index("method")
+    later = ", ".join(f"{method} {row.difference_s:+.2f} s" for method, row in table.iterrows())
+    text = (f"At each method's own MTT the curves imply a brain-median Tmax of {table['implied_tmax_median_s'].min():.2f} "
+            f"to {table['implied_tmax_median_s'].max():.2f} s (`docs/decisions/0082-tmax-implied-by-mtt.md`); "
+            f"each method's median Tmax minus it: {later}.")
+    if osipi_check is not None:
+        text += (f" On OSIPI's cases, at their true MTT and Tmax 0 to {osipi_check['truth_s'].min():g} s, the check reads "
+                 f"{osipi_check['median_error_s'].min():+.2f} to {osipi_check['median_error_s'].max():+.2f} s from the "
+                 "truth (median per Tmax; their residue is not exponential).")
+    return text
+
+
 def _found_concentrations(scan: Scan, found):
     """The scan's concentrations with the AIF that ``found`` located (eq. 1–2; once for every span)."""
     return scan_concentrations(dataclasses.replace(scan, aif_mask=found.extra_volumes["aif_mask"] > 0))
@@ -319,14 +349,15 @@ def real_scan_agreement(scan: Scan, maps: dict) -> pd.DataFrame:
 
 
 def generalisation_table(osipi: pd.DataFrame | None, agreement: pd.DataFrame | None, summary: pd.DataFrame | None,
-                         methods=("stnet", "osvd")) -> pd.DataFrame:
+                         methods=("stnet", "osvd"), consistency: pd.DataFrame | None = None) -> pd.DataFrame:
     """ST-Net beside oSVD on the data neither was made from: one row per method.
 
     Columns: OSIPI cases passing on CBV and on CBF (of ``osipi``, :func:`osipi_results` and
     :func:`osipi_signal_results` together) and the median |Tmax − 0| [s] over its cases (truth
     :data:`OSIPI_TMAX_S`), and on the real slice the agreement of
-    :func:`real_scan_agreement` with cSVD as the rank reference, and the brain medians of
-    :func:`real_scan_summary`. A data set that is absent leaves its columns out.
+    :func:`real_scan_agreement` with cSVD as the rank reference, the brain medians of
+    :func:`real_scan_summary`, and (``consistency``, :func:`real_scan_tmax_consistency`) the median
+    Tmax minus the Tmax implied at the method's own MTT. A data set that is absent leaves its columns out.
     """
     rows = []
     for method in methods:
@@ -345,5 +376,7 @@ def generalisation_table(osipi: pd.DataFrame | None, agreement: pd.DataFrame | N
         if summary is not None:
             medians = summary[summary["method"] == method].set_index("map")["median"]
             row.update({f"real_median_{name}": medians[name] for name in ("cbv", "cbf", "mtt", "tmax")})
+        if consistency is not None:
+            row["real_tmax_minus_implied_s"] = consistency.set_index("method").loc[method, "difference_s"]
         rows.append(row)
     return pd.DataFrame(rows)
