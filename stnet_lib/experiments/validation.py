@@ -274,9 +274,9 @@ def tmax_consistency_sentence(consistency: pd.DataFrame, osipi_check: pd.DataFra
             f"to {table['implied_tmax_median_s'].max():.2f} s (`docs/decisions/0082-tmax-implied-by-mtt.md`); "
             f"each method's median Tmax minus it: {later}.")
     if osipi_check is not None:
-        text += (f" On OSIPI's cases, at their true MTT and Tmax 0 to {osipi_check['truth_s'].min():g} s, the check reads "
-                 f"{osipi_check['median_error_s'].min():+.2f} to {osipi_check['median_error_s'].max():+.2f} s from the "
-                 "truth (median per Tmax; their residue is not exponential).")
+        text += (f" On OSIPI's 14 cases, at their true MTT and Tmax 0 to {osipi_check['truth_s'].min():g} s, the check "
+                 f"reads {osipi_check['min_error_s'].min():+.2f} to {osipi_check['max_error_s'].max():+.2f} s from the truth "
+                 "(their residue is not exponential).")
     return text
 
 
