@@ -249,6 +249,10 @@ def test_a_bf16_table_gives_the_autocast_networks_outputs_and_gradients_bit_for_
         fp32_out = _forward(model, fp32, index, baseline, aif, bf16=False)
     assert torch.equal(got, want)
     assert not torch.equal(got, fp32_out)  # the bf16 path did run in bf16
+    with torch.inference_mode():  # a bf16 table read in fp32 (predict_voxels with precision="fp32") runs, in fp32
+        rounded = PatchTable([volume.bfloat16().float()])
+        torch.testing.assert_close(_forward(model, bf16, index, baseline, aif, bf16=False),
+                                   _forward(model, rounded, index, baseline, aif, bf16=False), rtol=0, atol=0)
     # training: the same loss and weight gradients from either table under autocast
     model.train()
     subject = torch.zeros(len(index), dtype=torch.long)

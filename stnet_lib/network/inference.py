@@ -83,6 +83,8 @@ def _forward(model: STNet, table: PatchTable, index: torch.Tensor, baseline: tor
     device = index.device
     # (B, 1, 7, 7, T) in the table's dtype; contiguous with one channel is also channels-last 3-D (no copy)
     patches = table.gather(torch.zeros(len(index), dtype=torch.long, device=device), index)
+    if not bf16:
+        patches = patches.float()  # a bf16 table read in fp32 (predict_voxels): no copy when it is fp32 already
     n_frames = patches.shape[-1]
     reference = torch.stack([baseline.unsqueeze(-1).expand(-1, n_frames), aif_curve.expand(len(index), -1)],
                             dim=1)  # (B, 2, T)

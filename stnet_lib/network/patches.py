@@ -65,10 +65,9 @@ class PatchTable:
         of half the bytes instead of an fp32 gather and autocast's bf16 copy of it (the table, the
         whole cohort when training on a GPU, also takes half the memory).
         """
-        for name in ("rows", "offsets", "strides", "_dx", "_dy"):
+        self.rows = self.rows.to(device, dtype or self.rows.dtype)  # one conversion, on the way
+        for name in ("offsets", "strides", "_dx", "_dy"):
             setattr(self, name, getattr(self, name).to(device))
-        if dtype is not None:
-            self.rows = self.rows.to(dtype)
         return self
 
     def gather(self, subject: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

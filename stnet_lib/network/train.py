@@ -380,7 +380,7 @@ def fit(train: Cohort, val: Cohort, model_config: STNetConfig, cfg: TrainConfig,
             log.warning("--compile reduce-overhead (CUDA graphs) has not been tried with DistributedDataParallel "
                         "(docs/decisions/0080-compiled-training-step.md)")
         model = torch.compile(model, mode=cfg.compile)
-    table_dtype = torch.bfloat16 if dev.type == "cuda" else None  # _loss's autocast rounds the patches so anyway
+    table_dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32  # _loss's autocast rounds them so on CUDA
     train.to(dev, table_dtype), val.to(dev, table_dtype)
     val_rows = sample_epoch(val, stride=cfg.stride, ratio=cfg.ratio, rng=np.random.default_rng([cfg.seed, 2**31]),
                             random_offset=False)
