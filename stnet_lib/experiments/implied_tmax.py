@@ -1,18 +1,21 @@
 """The Tmax a tissue curve implies at a given MTT: a consistency check of Tmax maps where no truth exists.
 
-With no dispersion outside the tissue, C_t(t) = F · (C_a ⊗ R)(t) with R(t) = 1 − H(t − d), H the
-transit times' distribution function: R is 1 at t = d and never larger, so **Tmax = d whatever
-the residue's shape**. What the shape sets is how much the tissue curve is spread beyond the AIF,
-and that spread trades against d: a curve that rises with its AIF fits a short MTT and no delay
-as well as a longer MTT and a tissue that leads its AIF. Given the MTT, the trade-off is fixed and
-d is the one timing left. :func:`implied_tmax_s` fits it per curve, with an exponential residue
-e^{−(t−d)/MTT} (least squares over a grid of d; the scale F ≥ 0 in closed form).
+Model: C_t(t) = F · (C_a(· − d) ⊗ R₀)(t), the arterial curve delayed by d (negative: the tissue leads
+it) and convolved with a residue R₀ that starts at 1 at τ = 0 and never rises (R₀ = 1 − H, H the
+transit times' distribution function). Relative to the given AIF the residue is R₀(t − d): 1 at
+t = d and never larger, so **Tmax = d whatever R₀'s shape** (its first maximum, where R₀ is flat
+at its top). The shape only sets how much the tissue curve is spread beyond the AIF, and that
+spread trades against d: a curve that rises with its AIF fits a short MTT and no delay as well as
+a longer MTT and a tissue that leads its AIF. Given the MTT, the trade-off is fixed and d is the one
+timing left. :func:`implied_tmax_s` fits it per curve with R₀ = e^{−τ/MTT} (least squares over a
+grid of d; the scale F ≥ 0 in closed form). It assumes no dispersion between the AIF's vessel and
+the tissue beyond what R₀ holds; dispersion would add to Tmax what the check cannot see.
 
 A method's Tmax and MTT maps are consistent with the curves it read where its Tmax is near the
-Tmax implied at its own MTT. On the real slice, where the AIF is found automatically and nothing is
-known, this says which methods' Tmax the curves support (:func:`tmax_consistency`). The check's
-own error off our simulator is measured on OSIPI's cases, whose residue is not exponential and
-whose Tmax is known, with their AIF also moved later (:func:`osipi_implied_tmax`).
+Tmax implied at its own MTT. The check's own offsets are measured where Tmax is known: OSIPI's
+cases, whose residue is not exponential (:func:`osipi_implied_tmax`), and this project's synthetic
+cohort (:func:`cohort_offsets`), which also gives each method's own Tmax bias, so that the real
+slice can be read both ways (:func:`corrected_readings`).
 Why and what it gives: docs/decisions/0082-tmax-implied-by-mtt.md.
 """
 
@@ -21,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["DELAYS_S", "implied_tmax_s", "tmax_consistency", "osipi_implied_tmax"]
+__all__ = ["DELAYS_S", "implied_tmax_s", "tmax_consistency", "osipi_implied_tmax", "cohort_offsets",
+           "corrected_readings"]
 
 #: Delays tried [s] (tissue leading its AIF by up to 10 s, or following it by up to 15 s).
 DELAYS_S = np.round(np.arange(-10.0, 15.0 + 1e-9, 0.05), 2)
@@ -35,6 +39,7 @@ def _shifted_models(c_aif: np.ndarray, dt_s: float, mtt_s: float, delays_s: np.n
     fine = np.arange((n + lead) * upsample) * fine_dt
     aif = np.interp(fine, np.arange(n) * dt_s, c_aif)  # the last frame held past the end
     kernel = np.exp(-fine / mtt_s) * fine_dt
+    kernel[0] *= 0.5  # trapezoid rule: the τ = 0 sample carries half a step (a full one shifts the fit half a step)
     conv = np.fft.irfft(np.fft.rfft(aif, 2 * fine.size) * np.fft.rfft(kernel, 2 * fine.size))[: fine.size]
     position = (np.arange(n)[:, None] * dt_s - delays_s[None, :]) / fine_dt  # (T, n_delays), in fine steps
     low = np.floor(position).astype(int)
@@ -46,7 +51,7 @@ def _shifted_models(c_aif: np.ndarray, dt_s: float, mtt_s: float, delays_s: np.n
 
 def implied_tmax_s(c_tissue, c_aif, dt_s: float, mtt_s, *, delays_s: np.ndarray = DELAYS_S, upsample: int = 10,
                    mtt_step_s: float = 0.1) -> np.ndarray:
-    """Tmax [s] of each tissue curve at the given MTT: the delay d that best fits C_t ≈ F·(C_a ⊗ e^{−(t−d)/MTT}).
+    """Tmax [s] of each tissue curve at the given MTT: the delay d that best fits C_t ≈ F·(C_a(· − d) ⊗ e^{−τ/MTT}).
 
     Parameters
     ----------
@@ -65,12 +70,19 @@ def implied_tmax_s(c_tissue, c_aif, dt_s: float, mtt_s, *, delays_s: np.ndarray 
     -------
     ndarray, shape (n,) (a float for one curve): NaN where no delay gives the curve a positive scale.
     """
+    delays, _ = _fit(c_tissue, c_aif, dt_s, mtt_s, delays_s=delays_s, upsample=upsample, mtt_step_s=mtt_step_s)
+    return delays if np.ndim(c_tissue) > 1 else float(delays[0])
+
+
+def _fit(c_tissue, c_aif, dt_s, mtt_s, *, delays_s=DELAYS_S, upsample=10, mtt_step_s=0.1):
+    """Best delay [s] per curve and the fraction of the curve's energy Σ C_t² the fit leaves (NaN where none fits)."""
     tissue = np.atleast_2d(np.asarray(c_tissue, dtype=float))
     mtt = np.broadcast_to(np.asarray(mtt_s, dtype=float), (len(tissue),))
     aif, delays = np.asarray(c_aif, dtype=float), np.asarray(delays_s, dtype=float)
-    out = np.full(len(tissue), np.nan)
+    out, left = np.full(len(tissue), np.nan), np.full(len(tissue), np.nan)
     usable = np.isfinite(mtt) & (mtt > 0) & np.isfinite(tissue).all(axis=1)
     steps = np.maximum(np.round(np.where(usable, mtt, mtt_step_s) / mtt_step_s), 1).astype(int)
+    energy = (tissue**2).sum(axis=1)
     for step in np.unique(steps[usable]):
         rows = np.flatnonzero(usable & (steps == step))
         models = _shifted_models(aif, dt_s, step * mtt_step_s, delays, upsample)  # (T, n_delays)
@@ -78,13 +90,15 @@ def implied_tmax_s(c_tissue, c_aif, dt_s: float, mtt_s, *, delays_s: np.ndarray 
         norm = np.maximum((models**2).sum(axis=0), np.finfo(float).tiny)
         explained = np.where(proj > 0, proj**2 / norm, -np.inf)  # residual = |C_t|² − explained (F ≥ 0)
         best = explained.argmax(axis=1)
-        found = np.isfinite(explained[np.arange(len(rows)), best])
+        top = explained[np.arange(len(rows)), best]
+        found = np.isfinite(top)
         out[rows[found]] = delays[best[found]]
-    return out if np.ndim(c_tissue) > 1 else float(out[0])
+        left[rows[found]] = 1.0 - top[found] / energy[rows[found]]
+    return out, left
 
 
 def tmax_consistency(c_tissue: np.ndarray, c_aif: np.ndarray, dt_s: float, brain: np.ndarray, maps: dict,
-                     mtts_s=(3.0, 4.0, 5.0)) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     mtts_s=(0.2, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0)) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each method's Tmax beside the Tmax its own MTT implies, over the brain; and the brain's mean curve's trade-off.
 
     Parameters
@@ -103,21 +117,24 @@ def tmax_consistency(c_tissue: np.ndarray, c_aif: np.ndarray, dt_s: float, brain
         One row per method: its brain-median Tmax and MTT [s], the brain median of the Tmax implied
         voxel by voxel at its own MTT, their difference, and the median |Tmax − implied| over voxels.
     DataFrame
-        The brain's mean curve: the Tmax implied at each of ``mtts_s``.
+        The brain's mean curve: the Tmax implied at each of ``mtts_s`` and the fraction of the curve's
+        energy that fit leaves (``residual_fraction``): which MTT the curve itself prefers.
     """
     rows = []
     for method, m in maps.items():
         tmax, mtt = m.tmax[brain], m.mtt[brain]
         implied = implied_tmax_s(c_tissue, c_aif, dt_s, mtt)
-        both = np.isfinite(tmax) & np.isfinite(implied)
-        rows.append({"method": method, "tmax_median_s": float(np.nanmedian(tmax)), "mtt_median_s": float(np.nanmedian(mtt)),
-                     "implied_tmax_median_s": float(np.nanmedian(implied)),
-                     "difference_s": float(np.nanmedian(tmax) - np.nanmedian(implied)),
-                     "voxel_abs_difference_median_s": float(np.median(np.abs(tmax[both] - implied[both]))),
+        both = np.isfinite(tmax) & np.isfinite(implied)  # every median over the same voxels
+        tmax, mtt, implied = tmax[both], mtt[both], implied[both]
+        rows.append({"method": method, "tmax_median_s": float(np.median(tmax)), "mtt_median_s": float(np.median(mtt)),
+                     "implied_tmax_median_s": float(np.median(implied)),
+                     "difference_s": float(np.median(tmax) - np.median(implied)),
+                     "voxel_abs_difference_median_s": float(np.median(np.abs(tmax - implied))),
                      "voxels": int(both.sum())})
     mean_curve = np.nanmean(c_tissue, axis=0)
-    trade_off = pd.DataFrame({"mtt_s": list(mtts_s),
-                              "implied_tmax_s": [implied_tmax_s(mean_curve, c_aif, dt_s, mtt) for mtt in mtts_s]})
+    delays, left = _fit(np.tile(mean_curve, (len(mtts_s), 1)), c_aif, dt_s, np.asarray(mtts_s, dtype=float),
+                        mtt_step_s=0.05)
+    trade_off = pd.DataFrame({"mtt_s": list(mtts_s), "implied_tmax_s": delays, "residual_fraction": left})
     return pd.DataFrame(rows), trade_off
 
 
@@ -137,3 +154,69 @@ def osipi_implied_tmax(cases, delays_s=(0.0, 1.0, 2.0, 3.0)) -> pd.DataFrame:
             rows.append({"case": case.label, "mtt_s": mtt_s, "delay_s": float(delay), "truth_s": 0.0 - float(delay),
                          "implied_tmax_s": implied, "error_s": implied + float(delay)})
     return pd.DataFrame(rows)
+
+
+def cohort_offsets(manifest: pd.DataFrame, methods: dict, *, n_subjects: int | None = None,
+                   split: str | None = "test", progress: bool = False) -> pd.DataFrame:
+    """Where Tmax is known: each method's Tmax bias and the check's offsets, on a synthetic cohort.
+
+    Parameters
+    ----------
+    manifest : DataFrame
+        A loaded manifest (:func:`stnet_lib.manifest.load_manifest`) with reference ``tmax`` and ``mtt``
+        maps; its physiological subjects of ``split`` (None: every split) are used, the first
+        ``n_subjects`` of them, each with its own (true) arterial mask.
+    methods : dict
+        Method → options of :func:`stnet_lib.pipeline.compute_maps` (``"stnet"`` needs ``checkpoint``).
+
+    Returns
+    -------
+    DataFrame
+        One row per subject × method, brain medians minus the true brain-median Tmax [s]:
+        ``tmax_bias_s`` (the method's Tmax), ``implied_at_its_mtt_offset_s`` (the Tmax implied at
+        the method's MTT map) and ``implied_at_true_mtt_offset_s`` (at the true MTT map).
+    """
+    import nibabel as nib
+    from tqdm.auto import tqdm
+
+    from ..curves import prepare_curves
+    from ..manifest import physiological_subjects
+    from ..pipeline import compute_maps, scan_concentrations
+    from .data import subject_scan
+
+    subjects = physiological_subjects(manifest)
+    if split is not None:
+        subjects = subjects[subjects["split"] == split]
+    rows = []
+    for row in tqdm(list(subjects.itertuples())[:n_subjects], desc="implied Tmax, cohort", disable=not progress):
+        scan = subject_scan(row)
+        brain = scan.brain_mask
+        truth = float(np.median(nib.load(row.tmax).get_fdata()[brain]))
+        prepared = prepare_curves(scan)
+        conc = scan_concentrations(prepared)
+        dt_s = prepared.scan.tr_s
+        true_mtt = nib.load(row.mtt).get_fdata()[brain]
+        at_true_mtt = float(np.nanmedian(implied_tmax_s(conc.c_tissue, conc.c_aif, dt_s, true_mtt))) - truth
+        for method, options in methods.items():
+            maps = compute_maps(prepared, method, **options)
+            implied = implied_tmax_s(conc.c_tissue, conc.c_aif, dt_s, maps.mtt[brain])
+            rows.append({"subject": row.subject_id, "method": method,
+                         "tmax_bias_s": float(np.nanmedian(maps.tmax[brain])) - truth,
+                         "implied_at_its_mtt_offset_s": float(np.nanmedian(implied)) - truth,
+                         "implied_at_true_mtt_offset_s": at_true_mtt})
+    return pd.DataFrame(rows)
+
+
+def corrected_readings(consistency: pd.DataFrame, offsets: pd.DataFrame) -> pd.DataFrame:
+    """A scan's brain-median Tmax read two ways per method, each corrected by what the cohort measured [s].
+
+    ``consistency`` is :func:`tmax_consistency`'s first table on the scan, ``offsets``
+    :func:`cohort_offsets`. Per method present in both: its Tmax less its median bias on the cohort,
+    and the Tmax implied at its MTT less the check's median offset at that method's MTT there.
+    """
+    median = offsets.groupby("method")[["tmax_bias_s", "implied_at_its_mtt_offset_s"]].median()
+    table = consistency.set_index("method")[["tmax_median_s", "implied_tmax_median_s"]].join(median, how="inner")
+    table["tmax_less_its_bias_s"] = table["tmax_median_s"] - table["tmax_bias_s"]
+    table["implied_less_its_offset_s"] = table["implied_tmax_median_s"] - table["implied_at_its_mtt_offset_s"]
+    table["subjects"] = offsets.groupby("method")["subject"].nunique()
+    return table.reset_index()

@@ -29,7 +29,7 @@ from ..metrics.correlation import pcc, scc
 from ..paths import SHARED_DATA_DIR
 from ..pipeline import compute_maps, scan_concentrations
 from ..signal import concentration_to_delta_r2, delta_r2_to_signal
-from .implied_tmax import osipi_implied_tmax, tmax_consistency
+from .implied_tmax import cohort_offsets, corrected_readings, osipi_implied_tmax, tmax_consistency
 
 __all__ = ["OSIPI_CSV", "REAL_DSC", "TYPICAL_TE_MS", "PHYSIOLOGICAL_RANGES", "OSIPI_SIGNAL", "osipi_results",
            "osipi_case_scan", "osipi_signal_results", "real_scan", "real_scan_summary",
@@ -37,7 +37,7 @@ __all__ = ["OSIPI_CSV", "REAL_DSC", "TYPICAL_TE_MS", "PHYSIOLOGICAL_RANGES", "OS
            "span_read_s", "eq4_window_ceiling", "generalisation_table", "OSIPI_TMAX_S",
            "alignment_sentence", "osipi_tmax_sentence", "OSIPI_AIF_DELAYS_S", "osipi_tmax_by_delay",
            "osipi_tmax_by_delay_summary", "real_scan_tmax_consistency", "osipi_implied_tmax_summary",
-           "tmax_consistency_sentence"]
+           "tmax_consistency_sentence", "real_scan_tmax_readings"]
 
 OSIPI_CSV = SHARED_DATA_DIR / "osipi_dsc" / "dsc_data.csv"
 REAL_DSC = SHARED_DATA_DIR / "real_dsc" / "moyamoya_cerebellum_dsc.nii.gz"
@@ -266,8 +266,21 @@ def osipi_implied_tmax_summary(csv_path: Path = OSIPI_CSV, delays_s=(0.0, 1.0, 2
             .agg(median_error_s="median", min_error_s="min", max_error_s="max", cases="size").reset_index())
 
 
-def tmax_consistency_sentence(consistency: pd.DataFrame, osipi_check: pd.DataFrame | None = None) -> str:
-    """One sentence for the report: the Tmax the curves imply at each method's MTT, and how much later each reads."""
+def real_scan_tmax_readings(consistency: pd.DataFrame, manifest_path, methods: dict, n_subjects: int = 40) -> pd.DataFrame:
+    """The real slice's brain-median Tmax relative to its automatic AIF, read two ways per method and corrected
+    by what each method and the check gave on the cohort's first ``n_subjects`` physiological test subjects,
+    whose Tmax is known (:func:`.implied_tmax.cohort_offsets`, :func:`.implied_tmax.corrected_readings`).
+    ``methods``: method → :func:`stnet_lib.pipeline.compute_maps` options, for methods in ``consistency``."""
+    from ..manifest import load_manifest
+
+    offsets = cohort_offsets(load_manifest(manifest_path), methods, n_subjects=n_subjects)
+    return corrected_readings(consistency, offsets)
+
+
+def tmax_consistency_sentence(consistency: pd.DataFrame, osipi_check: pd.DataFrame | None = None,
+                              readings: pd.DataFrame | None = None) -> str:
+    """Sentences for the report: the Tmax the curves imply at each method's MTT, how much later each reads,
+    the check's error on OSIPI, and (``readings``, :func:`real_scan_tmax_readings`) the corrected readings."""
     table = consistency.set_index("method")
     later = ", ".join(f"{method} {row.difference_s:+.2f} s" for method, row in table.iterrows())
     text = (f"At each method's own MTT the curves imply a brain-median Tmax of {table['implied_tmax_median_s'].min():.2f} "
@@ -277,6 +290,13 @@ def tmax_consistency_sentence(consistency: pd.DataFrame, osipi_check: pd.DataFra
         text += (f" On OSIPI's 14 cases, at their true MTT and Tmax 0 to {osipi_check['truth_s'].min():g} s, the check "
                  f"reads {osipi_check['min_error_s'].min():+.2f} to {osipi_check['max_error_s'].max():+.2f} s from the truth "
                  "(their residue is not exponential).")
+    if readings is not None and len(readings):
+        values = readings[["tmax_less_its_bias_s", "implied_less_its_offset_s"]].to_numpy()
+        bias = ", ".join(f"{row.method} {row.tmax_bias_s:+.2f} s" for row in readings.itertuples())
+        text += (f" On {int(readings['subjects'].min())} synthetic test subjects, whose Tmax is known, the methods' "
+                 f"brain-median Tmax was off by {bias}. Each method's Tmax less that bias, and the Tmax implied at its "
+                 f"MTT less the check's offset there, put this slice's brain-median Tmax relative to its automatic AIF "
+                 f"at {values.min():.2f} to {values.max():.2f} s (`validation_real_dsc_tmax_readings.csv`).")
     return text
 
 
