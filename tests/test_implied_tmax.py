@@ -71,14 +71,14 @@ def test_curves_without_a_usable_mtt_or_signal_give_nan_and_the_rest_are_unaffec
 
 @pytest.mark.shared_data
 def test_on_osipi_the_check_tracks_the_true_tmax_with_a_constant_early_bias():
-    """OSIPI's residue is not exponential: at the true MTT the check reads 0.45–0.6 s early (measured
-    2026-12-08: median −0.55 s at every AIF delay), the same at Tmax 0 as at −3 s."""
+    """OSIPI's residue is not exponential: at the true MTT the check reads 0.55–0.70 s early (measured
+    2026-12-08, the same at Tmax 0 as at −3 s)."""
     from conftest import shared_file
     from stnet_lib.experiments.validation import _osipi_cases, osipi_implied_tmax_summary
 
     csv_path = shared_file("osipi_dsc", "dsc_data.csv")
     table = osipi_implied_tmax(_osipi_cases(csv_path))
-    assert len(table) == 14 * 4 and table["error_s"].between(-0.75, -0.3).all(), table
+    assert len(table) == 14 * 4 and table["error_s"].between(-0.8, -0.4).all(), table
     summary = osipi_implied_tmax_summary(csv_path)
     assert summary["truth_s"].tolist() == [0.0, -1.0, -2.0, -3.0] and (summary["cases"] == 14).all()
     assert summary["median_error_s"].max() - summary["median_error_s"].min() <= 0.1
@@ -87,10 +87,11 @@ def test_on_osipi_the_check_tracks_the_true_tmax_with_a_constant_early_bias():
 @pytest.mark.shared_data
 @pytest.mark.filterwarnings("ignore:this ST-Net was trained with the VOF")  # the automatic VOF is not applied
 def test_on_the_real_slice_every_methods_tmax_is_later_than_its_own_mtt_implies_and_stnets_least():
-    """The real slice's brain-median Tmax (ST-Net −1.38 s, the deconvolution methods 0 to 0.42 s) has no
-    truth. At each method's own MTT (3.5–4.9 s) the curves imply −2.6 to −3.4 s (measured 2026-12-08):
-    the tissue leads this automatic AIF. Every method reads later than that, ST-Net by 1.6 s, the
-    deconvolution methods by 2.9–3.5 s, ST-Net without the alignment of decision 0079 by 3.4 s."""
+    """The real slice's brain-median Tmax (ST-Net −1.38 s, the deconvolution methods 0 to 0.41 s) has no
+    truth. At each method's own MTT (3.5–5 s) the curves imply −2.8 to −3.45 s (measured 2026-12-08).
+    Every method reads later than that: ST-Net by 1.6 s, the deconvolution methods by 3.1–3.6 s (about
+    2.4 s of which is their late Tmax and inflated MTT on a cohort with a known truth: decision 0082),
+    ST-Net without the alignment of decision 0079 by 3.4 s."""
     from stnet_lib.curves import prepare_curves
     from stnet_lib.deconvolution import METHODS
     from stnet_lib.experiments import validation
