@@ -30,7 +30,9 @@ EXPECTED = {
     "timing": ["timing.md", "timing.csv", "timing.png"],
     "validation": ["validation.md", "validation_osipi.csv", "validation_real_dsc.csv", "validation_real_dsc_maps.png",
                    "validation_real_dsc_aif.png", "validation_real_dsc_agreement.csv", "validation_generalisation.md",
-                   "validation_osipi_tmax_delay.csv", "validation_osipi_tmax_delay.png"],
+                   "validation_osipi_tmax_delay.csv", "validation_osipi_tmax_delay.png",
+                   "validation_real_dsc_tmax_consistency.csv", "validation_real_dsc_tmax_readings.csv",
+                   "validation_real_dsc_tmax_tradeoff.csv", "validation_osipi_implied_tmax.csv"],
 }
 
 
