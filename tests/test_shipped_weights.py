@@ -261,3 +261,20 @@ def test_on_osipi_with_its_aif_moved_later_the_aligned_network_reads_the_negativ
     assert error["stnet", -2.0] < 0.4 and error["stnet", 0.0] < 0.4
     assert median["stnet_as_is", -2.0] > 0 and error["stnet_as_is", -2.0] > 1.5  # its floor, not the truth
     assert error["osvd", -2.0] > 1.0 and error["stnet", -2.0] < error["osvd", -2.0] / 3
+
+
+@pytest.mark.shared_data
+def test_the_vof_warning_says_when_a_vof_was_found_and_deliberately_not_applied(unseen):
+    # the shipped network was trained with eq. 8; a drawn AIF without a VOF searches none, while the real
+    # slice (no masks) has a VOF found automatically, which decision 0075 records but never applies
+    from stnet_lib.experiments import validation
+
+    from conftest import shared_file
+
+    scan, _ = unseen
+    with pytest.warns(UserWarning, match="the scan has no VOF mask: k_AV = 1") as drawn:
+        predict_maps(dataclasses.replace(scan, vof_mask=None), shipped.shipped_checkpoint())
+    assert not any("found automatically" in str(w.message) for w in drawn)
+    shared_file("real_dsc", "moyamoya_cerebellum_dsc.nii.gz")
+    with pytest.warns(UserWarning, match="VOF found automatically is written beside the maps but not applied"):
+        predict_maps(validation.real_scan(), shipped.shipped_checkpoint())

@@ -163,7 +163,7 @@ def predict_maps(scan: Scan | PreparedScan, checkpoint, *, device: str = "cpu", 
                                           normalisation=cfg.input_normalisation, vof_correction=cfg.vof_correction,
                                           device=dev, motion_correct=motion_correct)
     scan = prepared.scan
-    _vof_mask(scan, cfg)  # warns when a network trained with eq. 8 gets no VOF
+    _vof_mask(scan, cfg, found=prepared.found_vof_mask is not None)  # warns when a network trained with eq. 8 gets no VOF
     seconds_inputs = clock.lap()
     model = model.to(dev).to(memory_format=torch.channels_last_3d)  # CPU ~2×, H100 ~1.3× (bench/stnet.py)
     # the series was padded on the device; bf16 when the network reads bf16 (one gather per batch, no cast)
@@ -241,10 +241,14 @@ def _cudnn_autotune(device: torch.device):
         torch.backends.cudnn.benchmark = before
 
 
-def _vof_mask(scan: Scan, cfg) -> np.ndarray | None:
+def _vof_mask(scan: Scan, cfg, *, found: bool = False) -> np.ndarray | None:
+    """The VOF mask a network trained with eq. 8 uses; warns where there is none (``found``: one was found
+    automatically, which is recorded but never applied: docs/decisions/0075-automatic-vof-not-applied.md)."""
     if cfg.vof_correction and scan.vof_mask is None:
+        why = (" (the VOF found automatically is written beside the maps but not applied: its k_AV moved "
+               "absolute CBV and CBF away from the truth on the synthetic cohort)") if found else ""
         warnings.warn("this ST-Net was trained with the VOF partial-volume correction (eq. 8) but the scan has no "
-                      "VOF mask: k_AV = 1 is assumed (pass a VOF mask for the calibrated maps)", stacklevel=3)
+                      f"VOF mask{why}: k_AV = 1 is assumed (pass a VOF mask, --vof-mask, for the calibrated maps)", stacklevel=3)
     return scan.vof_mask if cfg.vof_correction else None
 
 
