@@ -89,8 +89,8 @@ def test_on_osipi_the_check_tracks_the_true_tmax_with_a_constant_early_bias():
 def test_on_the_real_slice_every_methods_tmax_is_later_than_its_own_mtt_implies_and_stnets_least():
     """The real slice's brain-median Tmax (ST-Net −1.38 s, the deconvolution methods 0 to 0.41 s) has no
     truth. At each method's own MTT (3.5–5 s) the curves imply −2.8 to −3.45 s (measured 2026-12-08).
-    Every method reads later than that: ST-Net by 1.6 s, the deconvolution methods by 3.1–3.6 s (about
-    2.4 s of which is their late Tmax and inflated MTT on a cohort with a known truth: decision 0082),
+    Every method reads later than that: ST-Net by 1.6 s, the deconvolution methods by 3.1–3.6 s (their late
+    Tmax and inflated MTT give 3.8–4.2 s on a cohort with a known truth and a correct AIF: decision 0082),
     ST-Net without the alignment of decision 0079 by 3.4 s."""
     from stnet_lib.curves import prepare_curves
     from stnet_lib.deconvolution import METHODS
