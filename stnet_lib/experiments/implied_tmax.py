@@ -187,34 +187,44 @@ def cohort_offsets(manifest: pd.DataFrame, methods: dict, *, n_subjects: int | N
     subjects = physiological_subjects(manifest)
     if split is not None:
         subjects = subjects[subjects["split"] == split]
+    if n_subjects is not None and n_subjects < len(subjects):  # evenly spaced: the manifest groups subjects by kind
+        subjects = subjects.iloc[np.unique(np.linspace(0, len(subjects) - 1, n_subjects).round().astype(int))]
     rows = []
-    for row in tqdm(list(subjects.itertuples())[:n_subjects], desc="implied Tmax, cohort", disable=not progress):
+    for row in tqdm(list(subjects.itertuples()), desc="implied Tmax, cohort", disable=not progress):
         scan = subject_scan(row)
         brain = scan.brain_mask
-        truth = float(np.median(nib.load(row.tmax).get_fdata()[brain]))
+        truth = nib.load(row.tmax).get_fdata()[brain]
         prepared = prepare_curves(scan)
         conc = scan_concentrations(prepared)
         dt_s = prepared.scan.tr_s
-        true_mtt = nib.load(row.mtt).get_fdata()[brain]
-        at_true_mtt = float(np.nanmedian(implied_tmax_s(conc.c_tissue, conc.c_aif, dt_s, true_mtt))) - truth
+        at_true_mtt = implied_tmax_s(conc.c_tissue, conc.c_aif, dt_s, nib.load(row.mtt).get_fdata()[brain])
         for method, options in methods.items():
             maps = compute_maps(prepared, method, **options)
+            tmax = maps.tmax[brain]
             implied = implied_tmax_s(conc.c_tissue, conc.c_aif, dt_s, maps.mtt[brain])
+            ok = np.isfinite(truth) & np.isfinite(tmax) & np.isfinite(implied) & np.isfinite(at_true_mtt)
+            if not ok.any():
+                continue
+            true_median = np.median(truth[ok])  # every median of a row over the same voxels
             rows.append({"subject": row.subject_id, "method": method,
-                         "tmax_bias_s": float(np.nanmedian(maps.tmax[brain])) - truth,
-                         "implied_at_its_mtt_offset_s": float(np.nanmedian(implied)) - truth,
-                         "implied_at_true_mtt_offset_s": at_true_mtt})
-    return pd.DataFrame(rows)
+                         "tmax_bias_s": float(np.median(tmax[ok]) - true_median),
+                         "implied_at_its_mtt_offset_s": float(np.median(implied[ok]) - true_median),
+                         "implied_at_true_mtt_offset_s": float(np.median(at_true_mtt[ok]) - true_median)})
+    return pd.DataFrame(rows, columns=["subject", "method", "tmax_bias_s", "implied_at_its_mtt_offset_s",
+                                       "implied_at_true_mtt_offset_s"])
 
 
 def corrected_readings(consistency: pd.DataFrame, offsets: pd.DataFrame) -> pd.DataFrame:
     """A scan's brain-median Tmax read two ways per method, each corrected by what the cohort measured [s].
 
     ``consistency`` is :func:`tmax_consistency`'s first table on the scan, ``offsets``
-    :func:`cohort_offsets`. Per method present in both: its Tmax less its median bias on the cohort,
-    and the Tmax implied at its MTT less the check's median offset at that method's MTT there.
+    :func:`cohort_offsets`. Per method present in both (a method in only one is left out): its Tmax less
+    its median bias on the cohort, and the Tmax implied at its MTT less the check's median offset at
+    that method's MTT there (medians over the subjects).
     """
-    median = offsets.groupby("method")[["tmax_bias_s", "implied_at_its_mtt_offset_s"]].median()
+    columns = ["tmax_bias_s", "implied_at_its_mtt_offset_s"]
+    offsets = offsets.dropna(subset=columns)
+    median = offsets.groupby("method")[columns].median()
     table = consistency.set_index("method")[["tmax_median_s", "implied_tmax_median_s"]].join(median, how="inner")
     table["tmax_less_its_bias_s"] = table["tmax_median_s"] - table["tmax_bias_s"]
     table["implied_less_its_offset_s"] = table["implied_tmax_median_s"] - table["implied_at_its_mtt_offset_s"]

@@ -284,19 +284,22 @@ def tmax_consistency_sentence(consistency: pd.DataFrame, osipi_check: pd.DataFra
     table = consistency.set_index("method")
     later = ", ".join(f"{method} {row.difference_s:+.2f} s" for method, row in table.iterrows())
     text = (f"At each method's own MTT the curves imply a brain-median Tmax of {table['implied_tmax_median_s'].min():.2f} "
-            f"to {table['implied_tmax_median_s'].max():.2f} s (`docs/decisions/0082-tmax-implied-by-mtt.md`); "
-            f"each method's median Tmax minus it: {later}.")
+            f"to {table['implied_tmax_median_s'].max():.2f} s (`docs/decisions/0082-tmax-implied-by-mtt.md`); each "
+            f"method's median Tmax minus the Tmax implied at its own MTT: {later}.")
     if osipi_check is not None:
-        text += (f" On OSIPI's 14 cases, at their true MTT and Tmax 0 to {osipi_check['truth_s'].min():g} s, the check "
-                 f"reads {osipi_check['min_error_s'].min():+.2f} to {osipi_check['max_error_s'].max():+.2f} s from the truth "
-                 "(their residue is not exponential).")
+        low, high = osipi_check["min_error_s"].min(), osipi_check["max_error_s"].max()
+        timing = (f"{-high:.2f}–{-low:.2f} s early" if high < 0 else f"{low:+.2f} to {high:+.2f} s from the truth")
+        text += (f" On OSIPI's {int(osipi_check['cases'].max())} cases, at their true MTT and Tmax 0 to "
+                 f"{osipi_check['truth_s'].min():g} s, the check reads {timing} (implied − true; their residue is "
+                 "not exponential).")
     if readings is not None and len(readings):
         values = readings[["tmax_less_its_bias_s", "implied_less_its_offset_s"]].to_numpy()
         bias = ", ".join(f"{row.method} {row.tmax_bias_s:+.2f} s" for row in readings.itertuples())
-        text += (f" On {int(readings['subjects'].min())} synthetic test subjects, whose Tmax is known, the methods' "
-                 f"brain-median Tmax was off by {bias}. Each method's Tmax less that bias, and the Tmax implied at its "
-                 f"MTT less the check's offset there, put this slice's brain-median Tmax relative to its automatic AIF "
-                 f"at {values.min():.2f} to {values.max():.2f} s (`validation_real_dsc_tmax_readings.csv`).")
+        text += (f" On {int(readings['subjects'].min())} synthetic test subjects with their true arterial mask, whose "
+                 f"Tmax is known, each method's brain-median Tmax minus the truth was {bias}. Each method's Tmax less "
+                 f"that bias, and the Tmax implied at its MTT less the check's offset there, put this slice's "
+                 f"brain-median Tmax relative to its automatic AIF at {np.nanmin(values):.2f} to {np.nanmax(values):.2f} s "
+                 f"(`validation_real_dsc_tmax_readings.csv`).")
     return text
 
 
