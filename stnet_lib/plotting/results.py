@@ -228,7 +228,7 @@ def plot_tmax_by_delay(summary, *, labels: dict | None = None,
     low, high = float(summary["truth_s"].min()) - 0.5, float(summary["truth_s"].max()) + 0.5
     ax.plot([low, high], [low, high], "k--", lw=1, label="identity")
     ax.set_xlabel("true Tmax [s] (AIF moved later by as much)")
-    ax.set_ylabel("estimated Tmax, median of 14 cases [s]")
+    ax.set_ylabel(f"estimated Tmax, median of {int(summary['cases'].max())} cases [s]")
     ax.legend(fontsize=8)
     return _finish(figure, title)
 
